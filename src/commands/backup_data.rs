@@ -1,0 +1,31 @@
+//! `backup_data CFG KEYPATH`: standard input to the object for KEYPATH.
+//!
+//! Called once per segment (single-data-file mode, by gpbackup_helper) or
+//! once per table per segment (`COPY ... TO PROGRAM 'gzip | plugin ...'`).
+//! The stream may be empty; an empty object is stored then.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::engine::{self, Source};
+use crate::error::Result;
+use crate::layout;
+
+use super::{Context, throughput};
+
+pub async fn run(config: &Path, path: &str) -> Result<()> {
+    let ctx = Context::open(config).await?;
+    let key = layout::key_for_path(&ctx.config.folder, path)?;
+    let started = Instant::now();
+    let source = Source {
+        reader: Box::new(std::io::stdin()),
+        name: "stdin".to_string(),
+    };
+    let bytes = engine::upload(ctx.store.clone(), &key, source, ctx.config.backup).await?;
+    crate::log::info(&format!(
+        "Uploaded {} for {}",
+        throughput(bytes, started.elapsed()),
+        ctx.store.url(&key)
+    ));
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `setup_plugin_for_backup|restore` and `cleanup_plugin_for_backup|restore`.
+//!
+//! gpbackup runs each hook at scope `master` once, then at `segment_host`
+//! once per primary segment (not once per host, whatever the docs say), then
+//! at `segment` once per primary segment, each wave concurrently. So only the
+//! coordinator scope talks to the storage service; the other scopes check
+//! the config copy on their host, which costs no request and is safe to run
+//! any number of times at once. A setup failure aborts the backup before any
+//! data moves, which is the cheapest moment to find a wrong key or bucket.
+
+use crate::cli::{HookArgs, Scope};
+use crate::error::Result;
+use crate::layout;
+
+use super::{Context, load_config};
+
+pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
+    let (scope, _) = args.scope()?;
+    if scope != Scope::Coordinator {
+        load_config(&args.config)?;
+        return Ok(());
+    }
+    let ctx = Context::open(&args.config).await?;
+    // Write and remove a probe where this backup's files will go: proves
+    // credentials, bucket and write permission, and leaves nothing behind.
+    let probe = format!(
+        "{}/.{}_probe_{}",
+        args.dir.trim_end_matches('/'),
+        crate::PLUGIN_NAME,
+        std::process::id()
+    );
+    let key = layout::key_for_path(&ctx.config.folder, &probe)?;
+    ctx.store.put(&key, bytes::Bytes::new()).await?;
+    ctx.store.delete_many(std::slice::from_ref(&key)).await?;
+    crate::log::info(&format!(
+        "Setup for backup: {} is writable",
+        ctx.store.url(&key)
+    ));
+    Ok(())
+}
+
+pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
+    let (scope, _) = args.scope()?;
+    if scope != Scope::Coordinator {
+        load_config(&args.config)?;
+        return Ok(());
+    }
+    let ctx = Context::open(&args.config).await?;
+    // One small listing proves credentials, bucket and read permission.
+    let prefix = format!("{}/", ctx.config.folder);
+    ctx.store.list_page(&prefix, None, Some(1)).await?;
+    crate::log::info(&format!(
+        "Setup for restore: {} is readable",
+        ctx.store.url(&prefix)
+    ));
+    Ok(())
+}
+
+/// Nothing to tidy: every command cleans up after itself. Failures here are
+/// only logged by gpbackup, so the arguments are checked and nothing else.
+pub fn cleanup(args: &HookArgs) -> Result<()> {
+    args.scope()?;
+    Ok(())
+}

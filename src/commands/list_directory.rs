@@ -1,0 +1,31 @@
+//! `list_directory CFG [DIR]`: every object under DIR (default: the
+//! configured folder), one `key<TAB>size` line each, a page at a time so a
+//! listing of millions of keys needs no more memory than one of ten.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::layout;
+
+use super::Context;
+
+pub async fn run(config: &Path, dir: Option<&str>) -> Result<()> {
+    let ctx = Context::open(config).await?;
+    let prefix = layout::directory_prefix(dir.unwrap_or(&ctx.config.folder));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut next = None;
+    loop {
+        let page = ctx.store.list_page(&prefix, next, None).await?;
+        for object in &page.objects {
+            writeln!(out, "{}\t{}", object.key, object.size)
+                .map_err(|e| Error::local("writing to stdout", e))?;
+        }
+        match page.next {
+            Some(token) => next = Some(token),
+            None => break,
+        }
+    }
+    out.flush()
+        .map_err(|e| Error::local("writing to stdout", e))
+}

@@ -1,0 +1,36 @@
+//! `restore_data CFG KEYPATH`: the object for KEYPATH to standard output.
+//!
+//! KEYPATH may name an older backup (incremental restore) or another
+//! segment's file (resize restore); the key rule is positional, so both
+//! just work. Nothing unverified is ever written: see [`crate::engine::download`].
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::engine::{self, Selection, Sink};
+use crate::error::Result;
+use crate::layout;
+
+use super::{Context, throughput};
+
+pub async fn run(config: &Path, path: &str) -> Result<()> {
+    let ctx = Context::open(config).await?;
+    let key = layout::key_for_path(&ctx.config.folder, path)?;
+    let started = Instant::now();
+    let mut sink = Sink::new(Box::new(std::io::stdout()), "stdout");
+    engine::download(
+        ctx.store.clone(),
+        &key,
+        Selection::Whole,
+        &mut sink,
+        ctx.config.restore,
+    )
+    .await?;
+    let bytes = sink.finish().await?;
+    crate::log::info(&format!(
+        "Downloaded {} for {}",
+        throughput(bytes, started.elapsed()),
+        ctx.store.url(&key)
+    ));
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `restore_file CFG PATH`: the object for PATH to the local file PATH.
+//!
+//! The bytes go to a temporary file beside PATH that is renamed into place
+//! only when complete, so a failed restore (missing object, network error)
+//! leaves no partial file and never clobbers an existing one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::engine::{self, Selection, Sink};
+use crate::error::{Error, Result};
+use crate::layout;
+
+use super::{Context, throughput};
+
+pub async fn run(config: &Path, path: &str) -> Result<()> {
+    let ctx = Context::open(config).await?;
+    let key = layout::key_for_path(&ctx.config.folder, path)?;
+    let target = PathBuf::from(path);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let file = std::fs::File::create(&temp)
+        .map_err(|e| Error::local(format!("cannot create {}", temp.display()), e))?;
+
+    let started = Instant::now();
+    let result = async {
+        let mut sink = Sink::new(Box::new(file), path);
+        engine::download(
+            ctx.store.clone(),
+            &key,
+            Selection::Whole,
+            &mut sink,
+            ctx.config.restore,
+        )
+        .await?;
+        let bytes = sink.finish().await?;
+        std::fs::rename(&temp, &target)
+            .map_err(|e| Error::local(format!("cannot move the restored file to {path}"), e))?;
+        Ok::<u64, Error>(bytes)
+    }
+    .await;
+    match result {
+        Ok(bytes) => {
+            crate::log::info(&format!(
+                "Downloaded {} for {}",
+                throughput(bytes, started.elapsed()),
+                ctx.store.url(&key)
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Where restored bytes go: stdout or a local file, written by a dedicated
+//! thread so that slow readers (gzip, COPY) never stall the downloads in
+//! flight, and a bounded channel so that they do throttle them.
+
+use std::io::Write;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+
+/// Verified chunks waiting for the writer thread.
+const QUEUE: usize = 2;
+
+pub struct Sink {
+    tx: Option<mpsc::Sender<Bytes>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+    name: String,
+    written: u64,
+}
+
+impl Sink {
+    pub fn new(mut out: Box<dyn Write + Send>, name: &str) -> Sink {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+        let thread = std::thread::spawn(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                out.write_all(&chunk)?;
+            }
+            out.flush()
+        });
+        Sink {
+            tx: Some(tx),
+            thread: Some(thread),
+            name: name.to_string(),
+            written: 0,
+        }
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Queues verified bytes for writing.
+    pub async fn write(&mut self, data: Bytes) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let len = data.len() as u64;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(data).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The writer stopped: its error says why.
+            return Err(self.join().err().unwrap_or_else(|| {
+                Error::Local(format!("writing {}: writer stopped", self.name))
+            }));
+        }
+        self.written += len;
+        Ok(())
+    }
+
+    /// Waits until everything queued is written and flushed.
+    pub async fn finish(mut self) -> Result<u64> {
+        let written = self.written;
+        tokio::task::block_in_place(|| self.join())?;
+        Ok(written)
+    }
+
+    fn join(&mut self) -> Result<()> {
+        self.tx.take();
+        match self.thread.take() {
+            Some(t) => match t.join() {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Error::local(format!("writing {}", self.name), e)),
+                Err(_) => Err(Error::Local(format!(
+                    "writing {}: writer thread panicked",
+                    self.name
+                ))),
+            },
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Upload of a stream (stdin or a local file) of unknown length.
+//!
+//! A blocking reader fills one part at a time while earlier parts upload.
+//! Memory is a byte budget of `(concurrency + 1) x first part size` (the
+//! parts in flight plus the one being filled), shared through a semaphore:
+//! when parts grow, fewer fit in flight, so memory does not grow with the
+//! stream until a single part is larger than the whole budget (beyond 7 GiB x
+//! 2^k for an 8 MiB start; see [`super::plan`]). A stream that fits in one
+//! part is one PutObject. Every part is held until the service acknowledges
+//! it, so the SDK can retry a part without restarting the stream, and any
+//! failure aborts the multipart upload so nothing appears at the key.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::plan::{MAX_PARTS, PartPlan};
+use crate::config::Transfer;
+use crate::error::{Error, Result};
+use crate::store::{MultipartUpload, PartTag, Store};
+
+/// The budget is counted in KiB so that it fits the semaphore's u32 permits.
+const UNIT: u64 = 1024;
+
+/// Where the bytes come from, for messages ("stdin", a file name).
+pub struct Source {
+    pub reader: Box<dyn Read + Send>,
+    pub name: String,
+}
+
+struct Part {
+    data: Bytes,
+    _budget: OwnedSemaphorePermit,
+}
+
+struct Reader {
+    source: Option<Source>,
+    plan: PartPlan,
+    budget: Arc<Semaphore>,
+    budget_units: u32,
+    total: u64,
+}
+
+impl Reader {
+    /// Reads part `number` in full, or what is left before EOF.
+    async fn next(&mut self, number: u32) -> Result<Part> {
+        let size = self.plan.size(number);
+        let units = (size.div_ceil(UNIT) as u32).min(self.budget_units);
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| Error::Local("upload buffer pool closed".to_string()))?;
+        let mut source = self.source.take().expect("reader used after failure");
+        let (source, result) = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(size as usize);
+            let result = (&mut source.reader)
+                .take(size)
+                .read_to_end(&mut buf)
+                .map(|_| buf);
+            (source, result)
+        })
+        .await
+        .map_err(|e| Error::Local(format!("reader thread failed: {e}")))?;
+        let buf = result.map_err(|e| Error::local(format!("reading {}", source.name), e))?;
+        self.source = Some(source);
+        self.total += buf.len() as u64;
+        Ok(Part {
+            data: Bytes::from(buf),
+            _budget: permit,
+        })
+    }
+}
+
+/// Uploads everything `source` yields to `key`; returns the byte count.
+pub async fn upload(
+    store: Arc<dyn Store>,
+    key: &str,
+    source: Source,
+    transfer: Transfer,
+) -> Result<u64> {
+    let plan = PartPlan::new(transfer.part_size);
+    let budget_units = ((transfer.concurrency as u64 + 1) * transfer.part_size).div_ceil(UNIT);
+    let budget_units = budget_units.min(u64::from(
+        Semaphore::MAX_PERMITS.min(u32::MAX as usize) as u32
+    )) as u32;
+    let mut reader = Reader {
+        source: Some(source),
+        plan,
+        budget: Arc::new(Semaphore::new(budget_units as usize)),
+        budget_units,
+        total: 0,
+    };
+
+    let first = reader.next(1).await?;
+    if (first.data.len() as u64) < plan.size(1) {
+        store.put(key, first.data).await?;
+        return Ok(reader.total);
+    }
+    let second = reader.next(2).await?;
+    if second.data.is_empty() {
+        store.put(key, first.data).await?;
+        return Ok(reader.total);
+    }
+
+    let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key).await?);
+    match upload_parts(&upload, &mut reader, first, second, transfer.concurrency).await {
+        Ok(parts) => match upload.complete(parts).await {
+            Ok(()) => Ok(reader.total),
+            Err(e) => Err(abort_after(&*upload, e).await),
+        },
+        Err(e) => Err(abort_after(&*upload, e).await),
+    }
+}
+
+async fn upload_parts(
+    upload: &Arc<dyn MultipartUpload>,
+    reader: &mut Reader,
+    first: Part,
+    second: Part,
+    concurrency: usize,
+) -> Result<Vec<PartTag>> {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut tasks: JoinSet<Result<PartTag>> = JoinSet::new();
+    let mut tags = Vec::new();
+
+    let spawn = |tasks: &mut JoinSet<Result<PartTag>>,
+                 number: u32,
+                 part: Part,
+                 slot: OwnedSemaphorePermit| {
+        let upload = upload.clone();
+        tasks.spawn(async move {
+            let Part { data, _budget } = part;
+            let tag = upload.put_part(number, data).await;
+            drop(slot);
+            tag
+        });
+    };
+
+    let slot = acquire(&slots, &mut tasks, &mut tags).await?;
+    spawn(&mut tasks, 1, first, slot);
+    let mut number = 2;
+    let mut current = second;
+    loop {
+        let last = (current.data.len() as u64) < reader.plan.size(number);
+        let slot = acquire(&slots, &mut tasks, &mut tags).await?;
+        spawn(&mut tasks, number, current, slot);
+        if last {
+            break;
+        }
+        let next = reader.next(number + 1).await?;
+        reap(&mut tasks, &mut tags)?;
+        if next.data.is_empty() {
+            break;
+        }
+        if number == MAX_PARTS {
+            return Err(Error::Local(format!(
+                "the stream is larger than {MAX_PARTS} parts can hold; raise backup_multipart_chunksize"
+            )));
+        }
+        number += 1;
+        current = next;
+    }
+    while let Some(joined) = tasks.join_next().await {
+        tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??);
+    }
+    Ok(tags)
+}
+
+/// Waits for an upload slot, collecting finished parts (and their failures)
+/// meanwhile so an error stops the stream at once.
+async fn acquire(
+    slots: &Arc<Semaphore>,
+    tasks: &mut JoinSet<Result<PartTag>>,
+    tags: &mut Vec<PartTag>,
+) -> Result<OwnedSemaphorePermit> {
+    loop {
+        reap(tasks, tags)?;
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        match tasks.join_next().await {
+            Some(joined) => {
+                tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??)
+            }
+            None => {
+                return slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Local("upload slots closed".to_string()));
+            }
+        }
+    }
+}
+
+fn reap(tasks: &mut JoinSet<Result<PartTag>>, tags: &mut Vec<PartTag>) -> Result<()> {
+    while let Some(joined) = tasks.try_join_next() {
+        tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??);
+    }
+    Ok(())
+}
+
+/// Aborts the upload after `err`; the original error is what gets reported.
+async fn abort_after(upload: &dyn MultipartUpload, err: Error) -> Error {
+    if let Err(abort_err) = upload.abort().await {
+        crate::log::warn(&format!(
+            "could not abort the failed multipart upload: {abort_err}"
+        ));
+    }
+    err
+}

@@ -1,0 +1,121 @@
+//! The storage abstraction: the few operations the commands and the
+//! streaming engine need, with one implementation per kind of service.
+//!
+//! Commands never name a backend: [`open`] picks the implementation from the
+//! config once, and everything else talks to `dyn Store`. Data moves as whole
+//! in-memory parts and ranges (`Bytes`) because the engine must hold every
+//! part until it is acknowledged (to retry it) and every range until it is
+//! verified (to never emit a wrong byte); streaming bodies would only hide
+//! that buffer, not remove it.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::error::Result;
+
+pub mod s3;
+
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+}
+
+/// One page of a listing, and where the next one starts.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectMeta>,
+    pub next: Option<String>,
+}
+
+/// What a stored part is known by when the upload is completed.
+#[derive(Debug, Clone)]
+pub struct PartTag {
+    pub number: u32,
+    pub etag: Option<String>,
+    pub checksum: Option<String>,
+}
+
+/// Bytes of one object, and the object's total size.
+#[derive(Debug)]
+pub struct Fetched {
+    pub data: Bytes,
+    pub total_size: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `s3://bucket/key`, for messages.
+    fn url(&self, key: &str) -> String;
+
+    /// Stores `data` at `key` in one request; visible only when complete.
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+
+    /// Starts an upload in parts; nothing is visible at `key` until
+    /// [`MultipartUpload::complete`].
+    async fn start_multipart(&self, key: &str) -> Result<Box<dyn MultipartUpload>>;
+
+    /// Reads `range` of the object (clipped to its end), returning the bytes
+    /// and the object's total size. A range starting at 0 of an empty object
+    /// returns no bytes. `Error::NotFound` when there is no object.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched>;
+
+    /// The object's size, or `None` when there is no object at `key`.
+    async fn head(&self, key: &str) -> Result<Option<u64>>;
+
+    /// One page (at most `limit` objects, or the service's page size) of
+    /// the objects whose keys start with `prefix`, in key order.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        next: Option<String>,
+        limit: Option<usize>,
+    ) -> Result<ListPage>;
+
+    /// Deletes up to [`DELETE_BATCH`] keys; deleting a missing key succeeds.
+    async fn delete_many(&self, keys: &[String]) -> Result<()>;
+}
+
+/// The most keys one `delete_many` call takes (S3's DeleteObjects limit).
+pub const DELETE_BATCH: usize = 1000;
+
+#[async_trait]
+pub trait MultipartUpload: Send + Sync {
+    /// Uploads part `number` (1-based); parts may be sent concurrently.
+    async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag>;
+    /// Joins the parts, in number order, into the object.
+    async fn complete(&self, parts: Vec<PartTag>) -> Result<()>;
+    /// Discards the parts; nothing becomes visible.
+    async fn abort(&self) -> Result<()>;
+}
+
+/// The store the config selects.
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(s3::S3Store::new(config).await?))
+}
+
+/// Deletes every object under `prefix`, a listing page at a time so memory
+/// stays flat however many objects there are. Returns how many were deleted.
+pub async fn delete_prefix(store: &dyn Store, prefix: &str) -> Result<u64> {
+    let mut deleted = 0;
+    let mut next = None;
+    loop {
+        // A continuation token names the last key listed, so it stays valid
+        // while the keys before it are deleted.
+        let page = store.list_page(prefix, next, None).await?;
+        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
+        for batch in keys.chunks(DELETE_BATCH) {
+            store.delete_many(batch).await?;
+            deleted += batch.len() as u64;
+        }
+        match page.next {
+            Some(token) => next = Some(token),
+            None => return Ok(deleted),
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! Amazon S3 and S3-compatible services (MinIO, Ceph, Garage, ...) through
+//! aws-sdk-s3.
+//!
+//! Set-up is tuned for a process that lives for one command: static keys
+//! from the config are used as they are (no credential chain, so no
+//! instance-metadata probe that costs a timeout off EC2), the HTTP client is
+//! built without TLS when TLS is off (loading the system's root certificates
+//! is the slowest part of start-up), and nothing is requested before the
+//! command needs it.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
+    timeout::TimeoutConfig,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::RequestId;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{SharedHttpConnector, http_client_fn};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use bytes::Bytes;
+
+use super::{Fetched, ListPage, MultipartUpload, ObjectMeta, PartTag, Store};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// A connection that cannot be made in this time will not be made at all.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the first byte of a response (covers a slow server
+/// storing a 5 GiB part) before the attempt is abandoned and retried.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+const MAX_ATTEMPTS: u32 = 5;
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub async fn new(config: &Config) -> Result<S3Store> {
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .http_client(http_client(config)?)
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .read_timeout(READ_TIMEOUT)
+                    .build(),
+            )
+            // We choose the checksum per request (CRC32C, cheap on this
+            // hardware) instead of the SDK default (CRC32 on everything).
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenSupported);
+        if let Some(endpoint) = &config.endpoint {
+            // S3-compatible servers are addressed path-style, as the Go
+            // plugin always did: their buckets rarely have DNS names.
+            builder = builder.endpoint_url(endpoint).force_path_style(true);
+        }
+        if config.remove_duplicate_bucket {
+            builder = builder.interceptor(StripBucketFromPath {
+                bucket: config.bucket.clone(),
+            });
+        }
+        let credentials = match &config.keys {
+            Some(keys) => SharedCredentialsProvider::new(Credentials::new(
+                &keys.access_key_id,
+                &keys.secret_access_key,
+                keys.session_token.clone(),
+                None,
+                "plugin-config",
+            )),
+            None => SharedCredentialsProvider::new(
+                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .region(Region::new(config.region.clone()))
+                    .build()
+                    .await,
+            ),
+        };
+        builder = builder.credentials_provider(credentials);
+        Ok(S3Store {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+        })
+    }
+}
+
+/// The HTTP client: plain HTTP without any TLS set-up when the endpoint is
+/// `http://`, and the proxy from `http_proxy` or else from the environment
+/// (`HTTPS_PROXY`, `NO_PROXY`, ...), as the Go plugin's HTTP stack did.
+fn http_client(config: &Config) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    let proxy = match &config.http_proxy {
+        Some(url) => ProxyConfig::all(url.as_str())
+            .map_err(|e| Error::Config(format!("http_proxy is not a valid proxy URL: {e}")))?,
+        None => ProxyConfig::from_env(),
+    };
+    let plain_http = config
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
+    Ok(http_client_fn(
+        move |settings, components: &RuntimeComponents| {
+            let mut builder =
+                aws_smithy_http_client::Connector::builder().proxy_config(proxy.clone());
+            builder.set_connector_settings(Some(settings.clone()));
+            builder.set_sleep_impl(components.sleep_impl());
+            let connector = if plain_http {
+                builder.build_http()
+            } else {
+                builder
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                    .build()
+            };
+            SharedHttpConnector::new(connector)
+        },
+    ))
+}
+
+/// `remove_duplicate_bucket: true`: the endpoint's host already selects the
+/// bucket, so requests go to `<endpoint>/<key>` instead of
+/// `<endpoint>/<bucket>/<key>` (the Go plugin's option of the same name).
+#[derive(Debug)]
+struct StripBucketFromPath {
+    bucket: String,
+}
+
+impl Intercept for StripBucketFromPath {
+    fn name(&self) -> &'static str {
+        "StripBucketFromPath"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let request = context.request_mut();
+        let uri = request.uri().to_string();
+        if let Some(stripped) = strip_bucket(&uri, &self.bucket) {
+            request.set_uri(stripped)?;
+        }
+        Ok(())
+    }
+}
+
+fn strip_bucket(uri: &str, bucket: &str) -> Option<String> {
+    let scheme_end = uri.find("://")? + 3;
+    let path_start = scheme_end + uri[scheme_end..].find('/')?;
+    let rest = uri[path_start + 1..].strip_prefix(bucket)?;
+    if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
+        let rest = if rest.starts_with('/') {
+            rest.to_string()
+        } else {
+            format!("/{rest}")
+        };
+        Some(format!("{}{}", &uri[..path_start], rest))
+    } else {
+        None
+    }
+}
+
+/// One line for any SDK failure: what we did, where, and what the service
+/// (or the network) said, with the HTTP status and request id when known.
+fn describe<E, R>(action: &str, url: &str, err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    SdkError<E, R>: RequestId,
+{
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(msg)) => format!("{code}: {msg}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(err).to_string(),
+    };
+    let request_id = err
+        .request_id()
+        .map(|id| format!(", request id {id}"))
+        .unwrap_or_default();
+    format!(
+        "{action} {url} failed: {}{request_id}",
+        detail.replace('\n', " ")
+    )
+}
+
+fn http_status<E>(
+    err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+fn storage_error<E>(
+    action: &str,
+    url: &str,
+    err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = http_status(&err);
+    let mut msg = describe(action, url, &err);
+    if let Some(s) = status {
+        msg.push_str(&format!(" (HTTP {s})"));
+    }
+    match (err.code(), status) {
+        (Some("NoSuchKey") | Some("NotFound"), _) | (None, Some(404)) => Error::NotFound(msg),
+        _ => Error::Storage(msg),
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .body(ByteStream::from(data))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| storage_error("upload to", &self.url(key), e))?;
+        Ok(())
+    }
+
+    async fn start_multipart(&self, key: &str) -> Result<Box<dyn MultipartUpload>> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .send()
+            .await
+            .map_err(|e| storage_error("start multipart upload to", &self.url(key), e))?;
+        let upload_id = out.upload_id().ok_or_else(|| {
+            Error::Storage(format!(
+                "start multipart upload to {}: the server returned no upload id",
+                self.url(key)
+            ))
+        })?;
+        Ok(Box::new(S3Multipart {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+        }))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched> {
+        if range.is_empty() {
+            return Err(Error::Storage(format!(
+                "empty range requested from {}",
+                self.url(key)
+            )));
+        }
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // A range starting at 0 is unsatisfiable only on an empty object.
+            Err(e) if range.start == 0 && http_status(&e) == Some(416) => {
+                return match self.head(key).await? {
+                    Some(0) => Ok(Fetched {
+                        data: Bytes::new(),
+                        total_size: 0,
+                    }),
+                    _ => Err(storage_error("download", &self.url(key), e)),
+                };
+            }
+            Err(e) => return Err(storage_error("download", &self.url(key), e)),
+        };
+        let total_size = match out.content_range() {
+            Some(cr) => parse_content_range_total(cr).ok_or_else(|| {
+                Error::Storage(format!(
+                    "download {}: unparsable Content-Range {cr:?}",
+                    self.url(key)
+                ))
+            })?,
+            // A server that ignores Range sends the whole object.
+            None => out.content_length().unwrap_or(0).max(0) as u64,
+        };
+        let whole = out.content_range().is_none();
+        let body = out.body.collect().await.map_err(|e| {
+            Error::Storage(format!(
+                "download {}: reading the response failed: {}",
+                self.url(key),
+                DisplayErrorContext(&e)
+            ))
+        })?;
+        let mut data = body.into_bytes();
+        if whole {
+            let end = range.end.min(data.len() as u64) as usize;
+            let start = (range.start as usize).min(end);
+            data = data.slice(start..end);
+        }
+        Ok(Fetched { data, total_size })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if http_status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(storage_error("look up", &self.url(key), e)),
+        }
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        next: Option<String>,
+        limit: Option<usize>,
+    ) -> Result<ListPage> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_continuation_token(next)
+            .set_max_keys(limit.map(|l| l.min(1000) as i32))
+            .send()
+            .await
+            .map_err(|e| storage_error("list", &self.url(prefix), e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ObjectMeta {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                })
+            })
+            .collect();
+        let next = if out.is_truncated() == Some(true) {
+            Some(
+                out.next_continuation_token()
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        Error::Storage(format!(
+                            "list {}: truncated listing without a continuation token",
+                            self.url(prefix)
+                        ))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(ListPage { objects, next })
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Storage(format!("delete: {e}")))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| Error::Storage(format!("delete: {e}")))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            // DeleteObjects requires a body checksum.
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .send()
+            .await
+            .map_err(|e| storage_error("delete from", &self.url(&keys[0]), e))?;
+        if let Some(first) = out.errors().first() {
+            return Err(Error::Storage(format!(
+                "delete {} failed: {}: {} ({} of {} keys not deleted)",
+                self.url(first.key().unwrap_or("?")),
+                first.code().unwrap_or("error"),
+                first.message().unwrap_or(""),
+                out.errors().len(),
+                keys.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `bytes 0-99/1234` -> 1234.
+fn parse_content_range_total(value: &str) -> Option<u64> {
+    value.rsplit('/').next()?.trim().parse().ok()
+}
+
+struct S3Multipart {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+}
+
+impl S3Multipart {
+    fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+#[async_trait]
+impl MultipartUpload for S3Multipart {
+    async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number as i32)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .body(ByteStream::from(data))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| storage_error(&format!("upload part {number} of"), &self.url(), e))?;
+        Ok(PartTag {
+            number,
+            etag: out.e_tag().map(str::to_string),
+            checksum: out.checksum_crc32_c().map(str::to_string),
+        })
+    }
+
+    async fn complete(&self, mut parts: Vec<PartTag>) -> Result<()> {
+        parts.sort_by_key(|p| p.number);
+        let completed = parts
+            .into_iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number as i32)
+                    .set_e_tag(p.etag)
+                    .set_checksum_crc32_c(p.checksum)
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| storage_error("complete multipart upload to", &self.url(), e))?;
+        Ok(())
+    }
+
+    async fn abort(&self) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await
+            .map_err(|e| storage_error("abort multipart upload to", &self.url(), e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_bucket_from_path_style_uris() {
+        assert_eq!(
+            strip_bucket("https://h:9000/b1/k/x?partNumber=1", "b1").as_deref(),
+            Some("https://h:9000/k/x?partNumber=1")
+        );
+        assert_eq!(
+            strip_bucket("https://h/b1?list-type=2", "b1").as_deref(),
+            Some("https://h/?list-type=2")
+        );
+        assert_eq!(
+            strip_bucket("https://h/b1", "b1").as_deref(),
+            Some("https://h/")
+        );
+        assert_eq!(strip_bucket("https://h/b10/k", "b1"), None);
+        assert_eq!(strip_bucket("https://h/other/k", "b1"), None);
+    }
+
+    #[test]
+    fn content_range_total() {
+        assert_eq!(parse_content_range_total("bytes 0-99/1234"), Some(1234));
+        assert_eq!(parse_content_range_total("bytes */0"), Some(0));
+        assert_eq!(parse_content_range_total("garbage"), None);
+    }
+}
