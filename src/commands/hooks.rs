@@ -21,8 +21,11 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
         return Ok(());
     }
     let ctx = Context::open(&args.config).await?;
+    // The bucket must exist: some servers (s3s-fs) would create it on the
+    // first write, and an operator who typed the wrong name wants to know.
+    check_readable(&ctx).await?;
     // Write and remove a probe where this backup's files will go: proves
-    // credentials, bucket and write permission, and leaves nothing behind.
+    // write permission, and leaves nothing behind.
     let probe = format!(
         "{}/.{}_probe_{}",
         args.dir.trim_end_matches('/'),
@@ -46,13 +49,18 @@ pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
         return Ok(());
     }
     let ctx = Context::open(&args.config).await?;
-    // One small listing proves credentials, bucket and read permission.
-    let prefix = format!("{}/", ctx.config.folder);
-    ctx.store.list_page(&prefix, None, Some(1)).await?;
+    check_readable(&ctx).await?;
     crate::log::info(&format!(
         "Setup for restore: {} is readable",
-        ctx.store.url(&prefix)
+        ctx.store.url(&ctx.config.folder)
     ));
+    Ok(())
+}
+
+/// One small listing proves credentials, bucket and read permission.
+async fn check_readable(ctx: &Context) -> Result<()> {
+    let prefix = format!("{}/", ctx.config.folder);
+    ctx.store.list_page(&prefix, None, Some(1)).await?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use aws_sdk_s3::config::{
     Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
     timeout::TimeoutConfig,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -187,7 +187,7 @@ where
     let detail = match (err.code(), err.message()) {
         (Some(code), Some(msg)) => format!("{code}: {msg}"),
         (Some(code), None) => code.to_string(),
-        _ => DisplayErrorContext(err).to_string(),
+        _ => error_chain(err),
     };
     let request_id = err
         .request_id()
@@ -313,7 +313,7 @@ impl Store for S3Store {
             Error::Storage(format!(
                 "download {}: reading the response failed: {}",
                 self.url(key),
-                DisplayErrorContext(&e)
+                error_chain(&e)
             ))
         })?;
         let mut data = body.into_bytes();
@@ -419,6 +419,21 @@ impl Store for S3Store {
         }
         Ok(())
     }
+}
+
+/// `a: b: c` from an error and its sources, without the Debug dumps that
+/// `DisplayErrorContext` appends.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
 }
 
 /// `bytes 0-99/1234` -> 1234.

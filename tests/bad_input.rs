@@ -1,0 +1,303 @@
+//! Bad command lines and bad configs: a non-zero exit, exactly one line on
+//! stderr naming what is wrong, nothing on stdout, no panic, no secret.
+//! None of these needs a server.
+
+mod support;
+
+use support::*;
+
+const DIR: &str = "/tmp/gpseg-1/backups/20240315/20240315123045";
+const SECRET: &str = "TOPSECRETVALUE";
+
+fn base_options() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("aws_access_key_id", "AKIAEXAMPLE"),
+        ("aws_secret_access_key", SECRET),
+        ("bucket", "b1"),
+        ("endpoint", "http://127.0.0.1:1"),
+        ("folder", "f1"),
+        ("region", "us-east-1"),
+    ]
+}
+
+fn config_text(options: &[(&str, &str)]) -> String {
+    let mut text =
+        "executablepath: /usr/local/greenplum-db/bin/gpbackup_s3_plugin\noptions:\n".to_string();
+    for (k, v) in options {
+        text.push_str(&format!("  {k}: {v}\n"));
+    }
+    text
+}
+
+fn with(changes: &[(&'static str, &'static str)]) -> String {
+    let mut options = base_options();
+    for (k, v) in changes {
+        options.retain(|(key, _)| key != k);
+        if !v.is_empty() {
+            options.push((k, v));
+        }
+    }
+    config_text(&options)
+}
+
+/// Runs a segment-scope setup (validates the config, no network).
+fn check_config(text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    run_plugin(
+        &[
+            "setup_plugin_for_backup".into(),
+            cfg.display().to_string(),
+            DIR.into(),
+            "segment_host".into(),
+        ],
+        b"",
+        dir.path(),
+    )
+}
+
+#[track_caller]
+fn assert_rejected(out: &std::process::Output, needle: &str) {
+    assert_fails_with(out, needle);
+    assert!(out.stdout.is_empty());
+    assert!(
+        !stderr(out).contains(SECRET),
+        "secret leaked: {}",
+        stderr(out)
+    );
+}
+
+#[test]
+fn the_base_config_is_valid() {
+    assert_ok(&check_config(&with(&[])));
+}
+
+#[test]
+fn bad_configs_name_the_key() {
+    let cases: Vec<(String, &str)> = vec![
+        (with(&[("bucket", "")]), "bucket is required"),
+        (with(&[("folder", "")]), "folder is required"),
+        (with(&[("folder", "/")]), "folder is required"),
+        (
+            with(&[("region", ""), ("endpoint", "")]),
+            "region or endpoint",
+        ),
+        (
+            with(&[("aws_access_key_id", "")]),
+            "aws_access_key_id is required",
+        ),
+        (
+            with(&[("aws_secret_access_key", "")]),
+            "aws_secret_access_key is required",
+        ),
+        (
+            with(&[("encryption", "yes")]),
+            "encryption must be on or off",
+        ),
+        (
+            with(&[("backup_multipart_chunksize", "lots")]),
+            "backup_multipart_chunksize",
+        ),
+        (
+            with(&[("backup_multipart_chunksize", "1MB")]),
+            "backup_multipart_chunksize",
+        ),
+        (
+            with(&[("restore_multipart_chunksize", "6GB")]),
+            "restore_multipart_chunksize",
+        ),
+        (
+            with(&[("restore_multipart_chunksize", "10XB")]),
+            "restore_multipart_chunksize",
+        ),
+        (
+            with(&[("backup_max_concurrent_requests", "0")]),
+            "backup_max_concurrent_requests",
+        ),
+        (
+            with(&[("restore_max_concurrent_requests", "-3")]),
+            "restore_max_concurrent_requests",
+        ),
+        (
+            with(&[("restore_max_concurrent_requests", "six")]),
+            "restore_max_concurrent_requests",
+        ),
+        (
+            with(&[("remove_duplicate_bucket", "maybe")]),
+            "remove_duplicate_bucket",
+        ),
+        (with(&[("restore_subset", "yes")]), "restore_subset"),
+        (with(&[("bucket_name", "b2")]), "unknown option bucket_name"),
+        (with(&[("http_proxy", "proxy:3128")]), "http_proxy"),
+        (with(&[("bucket", "a/b")]), "bucket a/b"),
+        (
+            with(&[
+                ("aws_session_token", "tok"),
+                ("aws_access_key_id", ""),
+                ("aws_secret_access_key", ""),
+            ]),
+            "aws_session_token",
+        ),
+        (
+            config_text(&base_options()).replace(
+                "executablepath: /usr/local/greenplum-db/bin/gpbackup_s3_plugin\n",
+                "",
+            ),
+            "executablepath",
+        ),
+        ("executablepath: /x\n".to_string(), "options is required"),
+        (
+            "executablepath: /x\noptions: plain\n".to_string(),
+            "options must be a map",
+        ),
+        (with(&[]) + "  folder2:\n    - a\n", "option folder2"),
+        (with(&[]) + "extra_top_level: 1\n", "invalid YAML"),
+        (
+            "executablepath: /x\noptions:\n  bucket: [unclosed\n".to_string(),
+            "invalid YAML",
+        ),
+        ("\t- not yaml".to_string(), "invalid YAML"),
+        (String::new(), "config file"),
+    ];
+    for (text, needle) in cases {
+        let out = check_config(&text);
+        assert!(!out.status.success(), "accepted:\n{text}");
+        assert_rejected(&out, needle);
+    }
+}
+
+#[test]
+fn all_problems_of_one_file_come_together() {
+    let out = check_config(&with(&[
+        ("bucket", ""),
+        ("encryption", "maybe"),
+        ("colour", "blue"),
+    ]));
+    assert_rejected(&out, "bucket is required");
+    let err = stderr(&out);
+    assert!(
+        err.contains("encryption must be on or off") && err.contains("unknown option colour"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_or_unreadable_config_file() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run_plugin(
+        &[
+            "backup_data".into(),
+            "/nonexistent/cfg.yaml".into(),
+            format!("{DIR}/f"),
+        ],
+        b"x",
+        home.path(),
+    );
+    assert_rejected(&out, "/nonexistent/cfg.yaml");
+    let out = run_plugin(
+        &[
+            "restore_data".into(),
+            home.path().display().to_string(),
+            format!("{DIR}/f"),
+        ],
+        b"",
+        home.path(),
+    );
+    assert_rejected(&out, "cannot read config file");
+}
+
+#[test]
+fn bad_command_lines() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.yaml");
+    std::fs::write(&cfg, with(&[])).unwrap();
+    let cfg = cfg.display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (s(&[]), "no command given"),
+        (
+            s(&["unknown_command"]),
+            "unknown command \"unknown_command\"",
+        ),
+        (s(&["backup_data"]), "missing argument"),
+        (s(&["backup_data", &cfg]), "missing argument <PATH>"),
+        (
+            s(&["backup_file", &cfg, "/a/b/c/d", "extra"]),
+            "unexpected argument \"extra\"",
+        ),
+        (
+            s(&["restore_data_subset", &cfg, "/a/b/c/d"]),
+            "missing argument <OFFSETS_FILE>",
+        ),
+        (
+            s(&["setup_plugin_for_backup", &cfg, DIR]),
+            "missing argument <SCOPE>",
+        ),
+        (
+            s(&["setup_plugin_for_backup", &cfg, DIR, "everywhere"]),
+            "scope \"everywhere\"",
+        ),
+        (
+            s(&["setup_plugin_for_restore", &cfg, DIR, "segment", "\"abc\""]),
+            "content id",
+        ),
+        (
+            s(&["cleanup_plugin_for_backup", &cfg, DIR, "segment", "\"-7\""]),
+            "content id",
+        ),
+        (s(&["delete_backup", &cfg]), "missing argument <TIMESTAMP>"),
+        (s(&["delete_backup", &cfg, "2024-03-15"]), "timestamp"),
+        (s(&["delete_directory", &cfg, "/"]), "bucket root"),
+        (s(&["backup_data", &cfg, "short/path"]), "path short/path"),
+        (s(&["restore_data", &cfg, "/"]), "path /"),
+        (
+            s(&["backup_file", &cfg, &format!("{DIR}/no_such_file")]),
+            "no_such_file",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run_plugin(&args, b"", home.path());
+        assert!(!out.status.success(), "accepted: {args:?}");
+        assert_rejected(&out, needle);
+    }
+}
+
+#[test]
+fn config_examples_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin-config-examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let out = check_config(&text);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            entry.path().display(),
+            stderr(&out)
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
+
+#[test]
+fn unreachable_endpoint_fails_in_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.yaml");
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    std::fs::write(&cfg, with(&[]).replace("http://127.0.0.1:1", &endpoint)).unwrap();
+    let started = std::time::Instant::now();
+    let out = run_plugin(
+        &[
+            "restore_data".into(),
+            cfg.display().to_string(),
+            format!("{DIR}/f"),
+        ],
+        b"",
+        dir.path(),
+    );
+    assert_rejected(&out, "s3://b1/f1/backups/20240315/20240315123045/f");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
