@@ -21,6 +21,7 @@ mod store;
 pub const PLUGIN_NAME: &str = "gpbackup_s3_plugin";
 
 fn main() -> ExitCode {
+    bounded_allocator();
     std::panic::set_hook(Box::new(|info| {
         // Never the default multi-line report, and never a secret.
         report(&error::Error::Local(format!("internal error: {info}")));
@@ -45,6 +46,18 @@ fn main() -> ExitCode {
             report(&e);
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// glibc raises its mmap threshold each time a large block is freed, after
+/// which part-sized buffers come from the heap and are never returned: a
+/// restore's RSS doubles. A fixed threshold keeps every part buffer in its
+/// own mapping, released the moment the part is done.
+fn bounded_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

@@ -33,7 +33,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::{Fetched, ListPage, MultipartUpload, ObjectMeta, PartTag, Store};
 use crate::config::Config;
@@ -309,14 +309,25 @@ impl Store for S3Store {
             None => out.content_length().unwrap_or(0).max(0) as u64,
         };
         let whole = out.content_range().is_none();
-        let body = out.body.collect().await.map_err(|e| {
-            Error::Storage(format!(
-                "download {}: reading the response failed: {}",
-                self.url(key),
-                error_chain(&e)
-            ))
-        })?;
-        let mut data = body.into_bytes();
+        // Read straight into one buffer of the announced size: collecting
+        // the body and then joining it would hold every range twice.
+        let expected = out.content_length().unwrap_or(0).max(0) as usize;
+        let mut buf = BytesMut::with_capacity(expected);
+        let mut body = out.body;
+        loop {
+            match body.try_next().await {
+                Ok(Some(piece)) => buf.extend_from_slice(&piece),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Error::Storage(format!(
+                        "download {}: reading the response failed: {}",
+                        self.url(key),
+                        error_chain(&e)
+                    )));
+                }
+            }
+        }
+        let mut data = buf.freeze();
         if whole {
             let end = range.end.min(data.len() as u64) as usize;
             let start = (range.start as usize).min(end);

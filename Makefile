@@ -1,0 +1,96 @@
+# gpbackup_s3_plugin — build, install, demo and test targets.
+#
+#   make build        release build: target/release/gpbackup_s3_plugin
+#   make install      copy it to $GPHOME/bin (see the note at the target)
+#   make demo         build, then replay a small gpbackup/gprestore run against
+#                     a local S3 server (scripts/demo.sh)
+#   make test         lint, then the unit and integration tests (s3s-fs server,
+#                     installed on first use by scripts/ensure-s3s-fs.sh)
+#   make test-compat  the integration tests against Garage, a stricter
+#                     MinIO-like server (built on first use: ~12 minutes)
+#   make lint         cargo fmt --check and cargo clippy -D warnings
+#   make bench        the benchmark (bench/run.sh)
+#   make clean        cargo clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# cargo may be installed by rustup without ~/.cargo/bin being on PATH.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO ?= cargo
+BIN := target/release/gpbackup_s3_plugin
+
+.PHONY: all build install demo test test-compat lint fmt clippy fmt-check bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# On a cluster the plugin must be at the same path on every host (the
+# coordinator, every segment host, and standby/mirror hosts). After
+# `make install` on the coordinator, copy it to the others, for example:
+#     gpsync -f hostfile $(GPHOME)/bin/gpbackup_s3_plugin =:$(GPHOME)/bin/
+# (gpscp with the same arguments on Greenplum 6), or run
+#     make install HOSTFILE=hostfile
+# to do both steps (HOSTFILE lists the other hosts, one per line).
+install:
+	@if [ -z "$(GPHOME)" ]; then \
+	    echo "GPHOME is not set: source greenplum_path.sh first, or run 'make install GPHOME=/usr/local/greenplum-db'" >&2; \
+	    exit 1; \
+	fi
+	@if [ ! -x "$(BIN)" ]; then \
+	    echo "$(BIN) does not exist: run 'make build' first" >&2; \
+	    exit 1; \
+	fi
+	install -m 0755 "$(BIN)" "$(GPHOME)/bin/gpbackup_s3_plugin"
+	@echo "installed $(GPHOME)/bin/gpbackup_s3_plugin"
+ifneq ($(strip $(HOSTFILE)),)
+	@if command -v gpsync >/dev/null 2>&1; then \
+	    echo "gpsync -f $(HOSTFILE) $(GPHOME)/bin/gpbackup_s3_plugin =:$(GPHOME)/bin/"; \
+	    gpsync -f "$(HOSTFILE)" "$(GPHOME)/bin/gpbackup_s3_plugin" "=:$(GPHOME)/bin/"; \
+	elif command -v gpscp >/dev/null 2>&1; then \
+	    echo "gpscp -f $(HOSTFILE) $(GPHOME)/bin/gpbackup_s3_plugin =:$(GPHOME)/bin/"; \
+	    gpscp -f "$(HOSTFILE)" "$(GPHOME)/bin/gpbackup_s3_plugin" "=:$(GPHOME)/bin/"; \
+	else \
+	    echo "neither gpsync nor gpscp found: source greenplum_path.sh, or copy the plugin to every host yourself" >&2; \
+	    exit 1; \
+	fi
+else
+	@echo "on a cluster, copy it to every host too: gpsync -f hostfile $(GPHOME)/bin/gpbackup_s3_plugin =:$(GPHOME)/bin/ (or: make install HOSTFILE=hostfile)"
+endif
+
+demo: build
+	bash scripts/demo.sh
+
+# Lint first (quick failures), then the tests. The integration tests find
+# s3s-fs on PATH or in ~/.cargo/bin.
+test: lint
+	bash scripts/ensure-s3s-fs.sh >/dev/null
+	$(CARGO) test --release
+
+test-compat:
+	bash scripts/ensure-garage.sh >/dev/null
+	S3_TEST_SERVER=garage $(CARGO) test --release --test '*'
+
+lint: fmt-check clippy
+
+fmt-check:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+bench: build
+	@if [ -f bench/run.sh ]; then \
+	    bash bench/run.sh; \
+	else \
+	    echo "the benchmark is not available yet (bench/run.sh does not exist)"; \
+	fi
+
+clean:
+	$(CARGO) clean
