@@ -129,13 +129,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Error> {
     }
     match Cli::try_parse_from(&args) {
         Ok(cli) => Ok(Invocation::Run(cli.command)),
-        Err(e) if e.kind() == ErrorKind::DisplayHelp => {
-            Ok(Invocation::Help(e.render().to_string()))
-        }
-        Err(e) => Err(Error::Usage(one_line(
-            &e,
-            args.get(1).and_then(|a| a.to_str()),
-        ))),
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => Ok(Invocation::Help(e.render().to_string())),
+        Err(e) => Err(Error::Usage(one_line(&e, args.get(1).and_then(|a| a.to_str())))),
     }
 }
 
@@ -144,11 +139,7 @@ fn one_line(err: &clap::Error, command: Option<&str>) -> String {
         let mut cmd = Cli::command();
         let sub = cmd.find_subcommand_mut(name)?;
         let usage = sub.render_usage().to_string();
-        Some(format!(
-            "{} {}",
-            crate::PLUGIN_NAME,
-            usage.trim().trim_start_matches("Usage:").trim()
-        ))
+        Some(format!("{} {}", crate::PLUGIN_NAME, usage.trim().trim_start_matches("Usage:").trim()))
     });
     let context = |kind| match err.get(kind) {
         Some(ContextValue::String(s)) => s.clone(),
@@ -168,15 +159,11 @@ fn one_line(err: &clap::Error, command: Option<&str>) -> String {
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             "no command given; run gpbackup_s3_plugin --help for the list".to_string()
         }
-        ErrorKind::MissingRequiredArgument => with_usage(format!(
-            "{name}: missing argument {}",
-            context(ContextKind::InvalidArg)
-        )),
+        ErrorKind::MissingRequiredArgument => {
+            with_usage(format!("{name}: missing argument {}", context(ContextKind::InvalidArg)))
+        }
         ErrorKind::UnknownArgument | ErrorKind::TooManyValues | ErrorKind::InvalidSubcommand => {
-            with_usage(format!(
-                "{name}: unexpected argument {:?}",
-                context(ContextKind::InvalidArg)
-            ))
+            with_usage(format!("{name}: unexpected argument {:?}", context(ContextKind::InvalidArg)))
         }
         _ => {
             let text = err.to_string();
@@ -222,17 +209,11 @@ pub fn parse_content_id(raw: &str) -> Result<i32, Error> {
     let unquoted = trimmed
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
-        .or_else(|| {
-            trimmed
-                .strip_prefix('\'')
-                .and_then(|s| s.strip_suffix('\''))
-        })
+        .or_else(|| trimmed.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
         .unwrap_or(trimmed);
     match unquoted.parse::<i32>() {
         Ok(n) if n >= -1 => Ok(n),
-        _ => Err(Error::Usage(format!(
-            "content id {raw:?} must be -1 or a segment number"
-        ))),
+        _ => Err(Error::Usage(format!("content id {raw:?} must be -1 or a segment number"))),
     }
 }
 
@@ -241,10 +222,7 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Vec<OsString> {
-        std::iter::once("gpbackup_s3_plugin")
-            .chain(list.iter().copied())
-            .map(OsString::from)
-            .collect()
+        std::iter::once("gpbackup_s3_plugin").chain(list.iter().copied()).map(OsString::from).collect()
     }
 
     fn usage_error(list: &[&str]) -> String {
@@ -273,57 +251,23 @@ mod tests {
             scope: scope.into(),
             content_id: id.map(str::to_string),
         };
-        assert_eq!(
-            hook("master", Some("\"-1\"")).scope().unwrap(),
-            (Scope::Coordinator, Some(-1))
-        );
-        assert_eq!(
-            hook("coordinator", Some("\"-1\"")).scope().unwrap(),
-            (Scope::Coordinator, Some(-1))
-        );
-        assert_eq!(
-            hook("segment_host", None).scope().unwrap(),
-            (Scope::SegmentHost, None)
-        );
-        assert_eq!(
-            hook("segment", Some("\"7\"")).scope().unwrap(),
-            (Scope::Segment, Some(7))
-        );
-        assert!(
-            hook("host", None)
-                .scope()
-                .unwrap_err()
-                .to_string()
-                .contains("scope \"host\"")
-        );
-        assert!(
-            hook("segment", Some("seven"))
-                .scope()
-                .unwrap_err()
-                .to_string()
-                .contains("content id")
-        );
+        assert_eq!(hook("master", Some("\"-1\"")).scope().unwrap(), (Scope::Coordinator, Some(-1)));
+        assert_eq!(hook("coordinator", Some("\"-1\"")).scope().unwrap(), (Scope::Coordinator, Some(-1)));
+        assert_eq!(hook("segment_host", None).scope().unwrap(), (Scope::SegmentHost, None));
+        assert_eq!(hook("segment", Some("\"7\"")).scope().unwrap(), (Scope::Segment, Some(7)));
+        assert!(hook("host", None).scope().unwrap_err().to_string().contains("scope \"host\""));
+        assert!(hook("segment", Some("seven")).scope().unwrap_err().to_string().contains("content id"));
     }
 
     #[test]
     fn protocol_shapes_parse() {
-        assert!(matches!(
-            parse(args(&["--version"])).unwrap(),
-            Invocation::Version
-        ));
+        assert!(matches!(parse(args(&["--version"])).unwrap(), Invocation::Version));
         assert!(matches!(
             parse(args(&["plugin_api_version"])).unwrap(),
             Invocation::Run(Command::PluginApiVersion { .. })
         ));
         assert!(matches!(
-            parse(args(&[
-                "setup_plugin_for_backup",
-                "/c",
-                "/d",
-                "master",
-                "\"-1\""
-            ]))
-            .unwrap(),
+            parse(args(&["setup_plugin_for_backup", "/c", "/d", "master", "\"-1\""])).unwrap(),
             Invocation::Run(Command::SetupPluginForBackup(_))
         ));
         assert!(matches!(
@@ -342,8 +286,7 @@ mod tests {
         assert!(m.contains("unknown command \"unknown_command\""), "{m}");
         let m = usage_error(&["setup_plugin_for_backup", "/c", "/d"]);
         assert!(
-            m.contains("missing argument <SCOPE>")
-                && m.contains("usage: gpbackup_s3_plugin setup_plugin_for_backup"),
+            m.contains("missing argument <SCOPE>") && m.contains("usage: gpbackup_s3_plugin setup_plugin_for_backup"),
             "{m}"
         );
         let m = usage_error(&["backup_file", "/c", "/p", "extra"]);
@@ -352,11 +295,8 @@ mod tests {
         assert!(m.contains("missing argument <TIMESTAMP>"), "{m}");
         let m = usage_error(&[]);
         assert!(m.contains("no command given"), "{m}");
-        for list in [
-            &["unknown_command"][..],
-            &["setup_plugin_for_backup", "/c"],
-            &["restore_data", "/c", "/p", "/q"],
-        ] {
+        for list in [&["unknown_command"][..], &["setup_plugin_for_backup", "/c"], &["restore_data", "/c", "/p", "/q"]]
+        {
             assert!(!usage_error(list).contains('\n'));
         }
     }

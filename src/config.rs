@@ -76,10 +76,7 @@ impl fmt::Debug for StaticKeys {
         f.debug_struct("StaticKeys")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -134,9 +131,8 @@ struct RawFile {
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read config file {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
         Config::parse(&text).map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("config file {}: {msg}", path.display())),
             other => other,
@@ -179,9 +175,7 @@ impl Config {
                         Some(value) => {
                             options.insert(key, value);
                         }
-                        None => problems.push(format!(
-                            "option {key} must be a single value, not a list or map"
-                        )),
+                        None => problems.push(format!("option {key} must be a single value, not a list or map")),
                     }
                 }
             }
@@ -203,9 +197,7 @@ impl Config {
         if bucket.is_empty() {
             problems.push("bucket is required and cannot be empty".to_string());
         } else if bucket.contains('/') {
-            problems.push(format!(
-                "bucket {bucket} must be a bucket name, without slashes"
-            ));
+            problems.push(format!("bucket {bucket} must be a bucket name, without slashes"));
         }
 
         let folder = normalise_folder(opt("folder").unwrap_or_default());
@@ -251,23 +243,16 @@ impl Config {
             }),
             (None, None) => {
                 if opt("aws_session_token").is_some() {
-                    problems.push(
-                        "aws_session_token needs aws_access_key_id and aws_secret_access_key"
-                            .to_string(),
-                    );
+                    problems.push("aws_session_token needs aws_access_key_id and aws_secret_access_key".to_string());
                 }
                 None
             }
             (Some(_), None) => {
-                problems.push(
-                    "aws_secret_access_key is required when aws_access_key_id is set".to_string(),
-                );
+                problems.push("aws_secret_access_key is required when aws_access_key_id is set".to_string());
                 None
             }
             (None, Some(_)) => {
-                problems.push(
-                    "aws_access_key_id is required when aws_secret_access_key is set".to_string(),
-                );
+                problems.push("aws_access_key_id is required when aws_secret_access_key is set".to_string());
                 None
             }
         };
@@ -357,11 +342,7 @@ fn one_line(s: &str) -> String {
 /// `/prod//gp/` -> `prod/gp`. The same normal form serves uploads, listings
 /// and deletes, so a trailing slash can never make `delete_backup` miss.
 pub fn normalise_folder(folder: &str) -> String {
-    folder
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("/")
+    folder.split('/').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/")
 }
 
 fn part_size(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec<String>) -> u64 {
@@ -371,9 +352,7 @@ fn part_size(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec<S
     match parse_size(text) {
         Ok(n) if (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&n) => n,
         Ok(n) => {
-            problems.push(format!(
-                "{key} is {n} bytes; it must be between 5MB and 5GB"
-            ));
+            problems.push(format!("{key} is {n} bytes; it must be between 5MB and 5GB"));
             DEFAULT_PART_SIZE
         }
         Err(why) => {
@@ -390,9 +369,7 @@ fn concurrency(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec
     match text.parse::<usize>() {
         Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
         _ => {
-            problems.push(format!(
-                "{key} must be a whole number from 1 to {MAX_CONCURRENCY}"
-            ));
+            problems.push(format!("{key} must be a whole number from 1 to {MAX_CONCURRENCY}"));
             DEFAULT_CONCURRENCY
         }
     }
@@ -418,20 +395,8 @@ mod tests {
         assert_eq!(c.endpoint, None);
         assert!(c.tls);
         assert_eq!(c.keys, None);
-        assert_eq!(
-            c.backup,
-            Transfer {
-                part_size: 8 * MIB,
-                concurrency: 6
-            }
-        );
-        assert_eq!(
-            c.restore,
-            Transfer {
-                part_size: 8 * MIB,
-                concurrency: 6
-            }
-        );
+        assert_eq!(c.backup, Transfer { part_size: 8 * MIB, concurrency: 6 });
+        assert_eq!(c.restore, Transfer { part_size: 8 * MIB, concurrency: 6 });
         assert!(!c.remove_duplicate_bucket);
     }
 
@@ -456,13 +421,7 @@ options:
         let c = Config::parse(text).unwrap();
         assert_eq!(c.endpoint.as_deref(), Some("http://minio.local:9000"));
         assert!(!c.tls);
-        assert_eq!(
-            c.backup,
-            Transfer {
-                part_size: 100 * MIB,
-                concurrency: 4
-            }
-        );
+        assert_eq!(c.backup, Transfer { part_size: 100 * MIB, concurrency: 4 });
         assert_eq!(c.keys.as_ref().unwrap().access_key_id, "AKIAEXAMPLE");
         assert_eq!(c.secrets.0, vec!["s3cr3t/value".to_string()]);
         assert!(!format!("{c:?}").contains("s3cr3t"));
@@ -487,12 +446,7 @@ options:
 
     #[test]
     fn folder_is_normalised() {
-        for (raw, want) in [
-            ("prod/gp/", "prod/gp"),
-            ("/prod/gp", "prod/gp"),
-            ("//a//b//", "a/b"),
-            ("x", "x"),
-        ] {
+        for (raw, want) in [("prod/gp/", "prod/gp"), ("/prod/gp", "prod/gp"), ("//a//b//", "a/b"), ("x", "x")] {
             let text = MINIMAL.replace("folder: f1", &format!("folder: {raw}"));
             assert_eq!(Config::parse(&text).unwrap().folder, want, "{raw}");
         }
@@ -520,18 +474,12 @@ options:
 
     #[test]
     fn structural_errors() {
-        assert!(
-            err("options:\n  bucket: b\n  folder: f\n  region: r\n")
-                .contains("executablepath is required")
-        );
+        assert!(err("options:\n  bucket: b\n  folder: f\n  region: r\n").contains("executablepath is required"));
         assert!(err("executablepath: /x\n").contains("options is required"));
         assert!(err("executablepath: /x\noptions: [a, b]\n").contains("options must be a map"));
+        assert!(err("executablepath: /x\nextra: 1\noptions:\n  bucket: b\n").contains("invalid YAML"));
         assert!(
-            err("executablepath: /x\nextra: 1\noptions:\n  bucket: b\n").contains("invalid YAML")
-        );
-        assert!(
-            err(&format!("{MINIMAL}  folder2:\n    nested: x\n"))
-                .contains("option folder2 must be a single value")
+            err(&format!("{MINIMAL}  folder2:\n    nested: x\n")).contains("option folder2 must be a single value")
         );
         assert!(err("executablepath: [\n").contains("invalid YAML"));
     }
@@ -546,14 +494,8 @@ options:
     #[test]
     fn part_size_limits() {
         let with = |v: &str| MINIMAL.to_string() + &format!("  restore_multipart_chunksize: {v}\n");
-        assert_eq!(
-            Config::parse(&with("5MB")).unwrap().restore.part_size,
-            5 * MIB
-        );
-        assert_eq!(
-            Config::parse(&with("5GB")).unwrap().restore.part_size,
-            5 * 1024 * MIB
-        );
+        assert_eq!(Config::parse(&with("5MB")).unwrap().restore.part_size, 5 * MIB);
+        assert_eq!(Config::parse(&with("5GB")).unwrap().restore.part_size, 5 * 1024 * MIB);
         assert!(err(&with("5GB1")).contains("restore_multipart_chunksize"));
         assert!(err(&with("6GB")).contains("between 5MB and 5GB"));
         assert!(err(&with("4MB")).contains("between 5MB and 5GB"));
@@ -563,8 +505,8 @@ options:
     fn session_token_needs_keys() {
         let text = MINIMAL.to_string() + "  aws_session_token: tok\n";
         assert!(err(&text).contains("aws_session_token needs"));
-        let text = MINIMAL.to_string()
-            + "  aws_session_token: tok\n  aws_access_key_id: a\n  aws_secret_access_key: s\n";
+        let text =
+            MINIMAL.to_string() + "  aws_session_token: tok\n  aws_access_key_id: a\n  aws_secret_access_key: s\n";
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.keys.unwrap().session_token.as_deref(), Some("tok"));
         assert_eq!(c.secrets.0.len(), 2);
@@ -572,8 +514,7 @@ options:
 
     #[test]
     fn injected_plugin_name_key_is_a_secret() {
-        let text = MINIMAL.to_string()
-            + "  gpbackup_s3_plugin: encrypted-pw\n  password_encryption: \"on\"\n";
+        let text = MINIMAL.to_string() + "  gpbackup_s3_plugin: encrypted-pw\n  password_encryption: \"on\"\n";
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.secrets.0, vec!["encrypted-pw".to_string()]);
     }

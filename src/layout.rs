@@ -13,10 +13,7 @@ use crate::error::Error;
 /// The object key for the local path gpbackup passed (`backup_file`,
 /// `restore_file`, `backup_data`, `restore_data`, `restore_data_subset`).
 pub fn key_for_path(folder: &str, path: &str) -> Result<String, Error> {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.len() < 4 || parts.iter().rev().take(4).any(|p| *p == "..") {
         return Err(Error::Usage(format!(
             "path {path} does not look like <dir>/backups/<YYYYMMDD>/<YYYYMMDDHHMMSS>/<file>"
@@ -31,10 +28,7 @@ pub fn key_for_path(folder: &str, path: &str) -> Result<String, Error> {
 /// starts with the same digits.
 pub fn backup_prefix(folder: &str, timestamp: &str) -> Result<String, Error> {
     validate_timestamp(timestamp)?;
-    Ok(join(
-        folder,
-        &format!("backups/{}/{timestamp}/", &timestamp[..8]),
-    ))
+    Ok(join(folder, &format!("backups/{}/{timestamp}/", &timestamp[..8])))
 }
 
 /// `YYYYMMDDHHMMSS`, as gpbackup names its backups.
@@ -44,9 +38,7 @@ pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
     if ts.len() == 14 && ts.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "timestamp {ts:?} must have the form YYYYMMDDHHMMSS (14 digits)"
-        )))
+        Err(Error::Usage(format!("timestamp {ts:?} must have the form YYYYMMDDHHMMSS (14 digits)")))
     }
 }
 
@@ -55,19 +47,11 @@ pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
 /// so `a/b` never matches `a/bc/...`. Empty means the whole bucket.
 pub fn directory_prefix(prefix: &str) -> String {
     let normal = crate::config::normalise_folder(prefix);
-    if normal.is_empty() {
-        normal
-    } else {
-        normal + "/"
-    }
+    if normal.is_empty() { normal } else { normal + "/" }
 }
 
 fn join(folder: &str, rest: &str) -> String {
-    if folder.is_empty() {
-        rest.to_string()
-    } else {
-        format!("{folder}/{rest}")
-    }
+    if folder.is_empty() { rest.to_string() } else { format!("{folder}/{rest}") }
 }
 
 #[cfg(test)]
@@ -78,11 +62,7 @@ mod tests {
     fn go_plugin_examples() {
         // The Go plugin's own unit test case.
         assert_eq!(
-            key_for_path(
-                "s3/Dir",
-                "/a/b/c/tmp/datadir/gpseg-1/backups/20180101/20180101082233/backup_file"
-            )
-            .unwrap(),
+            key_for_path("s3/Dir", "/a/b/c/tmp/datadir/gpseg-1/backups/20180101/20180101082233/backup_file").unwrap(),
             "s3/Dir/backups/20180101/20180101082233/backup_file"
         );
         let cases = [
@@ -125,10 +105,7 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        assert_eq!(
-            backup_prefix("prod/gp", "20240315123045").unwrap(),
-            "prod/gp/backups/20240315/20240315123045/"
-        );
+        assert_eq!(backup_prefix("prod/gp", "20240315123045").unwrap(), "prod/gp/backups/20240315/20240315123045/");
         assert_eq!(directory_prefix("/prod/gp/"), "prod/gp/");
         assert_eq!(directory_prefix("prod"), "prod/");
         assert_eq!(directory_prefix("/"), "");
@@ -138,14 +115,7 @@ mod tests {
     fn timestamps() {
         assert!(validate_timestamp("20240315123045").is_ok());
         assert!(validate_timestamp("99999812345678").is_ok());
-        for bad in [
-            "",
-            "2024031512304",
-            "202403151230450",
-            "2024031512304x",
-            " 20240315123045",
-            "2024-03-15T12:30",
-        ] {
+        for bad in ["", "2024031512304", "202403151230450", "2024031512304x", " 20240315123045", "2024-03-15T12:30"] {
             assert!(validate_timestamp(bad).is_err(), "{bad}");
         }
     }

@@ -47,9 +47,7 @@ fn logger() -> &'static Mutex<Logger> {
         Mutex::new(Logger {
             file: open_file(),
             secrets: Vec::new(),
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".to_string()),
+            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_string()),
             host: std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "localhost".to_string()),
@@ -61,16 +59,8 @@ fn open_file() -> Option<File> {
     let home = std::env::var_os("HOME")?;
     let dir = std::path::Path::new(&home).join("gpAdminLogs");
     std::fs::create_dir_all(&dir).ok()?;
-    let name = format!(
-        "{}_{}.log",
-        crate::PLUGIN_NAME,
-        Local::now().format("%Y%m%d")
-    );
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(name))
-        .ok()
+    let name = format!("{}_{}.log", crate::PLUGIN_NAME, Local::now().format("%Y%m%d"));
+    OpenOptions::new().create(true).append(true).open(dir.join(name)).ok()
 }
 
 /// Values that must never be written anywhere (credentials from the config).

@@ -15,43 +15,26 @@ pub const GIB: u64 = 1024 * MIB;
 /// anything but the unit.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() || number.matches('.').count() > 1 || number == "." {
         return Err("expected a size such as 8MB, 1GB or 10485760".to_string());
     }
-    let multiplier = unit_multiplier(unit.trim()).ok_or_else(|| {
-        format!(
-            "unrecognised size unit {:?} (use B, KB, MB, GB or TB)",
-            unit.trim()
-        )
-    })?;
+    let multiplier = unit_multiplier(unit.trim())
+        .ok_or_else(|| format!("unrecognised size unit {:?} (use B, KB, MB, GB or TB)", unit.trim()))?;
     let value = if let Some((whole, frac)) = number.split_once('.') {
         // Exact decimal arithmetic: 1.5GB is exactly 1.5 * 2^30.
-        let whole: u64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| "size is too large".to_string())?
-        };
+        let whole: u64 =
+            if whole.is_empty() { 0 } else { whole.parse().map_err(|_| "size is too large".to_string())? };
         let digits = frac.len().min(9) as u32;
-        let frac: u64 = if digits == 0 {
-            0
-        } else {
-            frac[..digits as usize]
-                .parse()
-                .map_err(|_| "bad size".to_string())?
-        };
+        let frac: u64 =
+            if digits == 0 { 0 } else { frac[..digits as usize].parse().map_err(|_| "bad size".to_string())? };
         let scale = 10u64.pow(digits);
         let whole_bytes = whole.checked_mul(multiplier);
         let frac_bytes = (u128::from(frac) * u128::from(multiplier) / u128::from(scale)) as u64;
         whole_bytes.and_then(|w| w.checked_add(frac_bytes))
     } else {
-        number
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(multiplier))
+        number.parse::<u64>().ok().and_then(|n| n.checked_mul(multiplier))
     };
     value.ok_or_else(|| "size is too large".to_string())
 }
@@ -79,11 +62,7 @@ pub fn human(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[cfg(test)]
@@ -113,16 +92,7 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in [
-            "",
-            "MB",
-            "ten MB",
-            "10XB",
-            "1.2.3MB",
-            "-5MB",
-            "99999999999999999999",
-            "18446744073709551615KB",
-        ] {
+        for bad in ["", "MB", "ten MB", "10XB", "1.2.3MB", "-5MB", "99999999999999999999", "18446744073709551615KB"] {
             assert!(parse_size(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -21,8 +21,7 @@ fn base_options() -> Vec<(&'static str, &'static str)> {
 }
 
 fn config_text(options: &[(&str, &str)]) -> String {
-    let mut text =
-        "executablepath: /usr/local/greenplum-db/bin/gpbackup_s3_plugin\noptions:\n".to_string();
+    let mut text = "executablepath: /usr/local/greenplum-db/bin/gpbackup_s3_plugin\noptions:\n".to_string();
     for (k, v) in options {
         text.push_str(&format!("  {k}: {v}\n"));
     }
@@ -46,12 +45,7 @@ fn check_config(text: &str) -> std::process::Output {
     let cfg = dir.path().join("cfg.yaml");
     std::fs::write(&cfg, text).unwrap();
     run_plugin(
-        &[
-            "setup_plugin_for_backup".into(),
-            cfg.display().to_string(),
-            DIR.into(),
-            "segment_host".into(),
-        ],
+        &["setup_plugin_for_backup".into(), cfg.display().to_string(), DIR.into(), "segment_host".into()],
         b"",
         dir.path(),
     )
@@ -61,11 +55,7 @@ fn check_config(text: &str) -> std::process::Output {
 fn assert_rejected(out: &std::process::Output, needle: &str) {
     assert_fails_with(out, needle);
     assert!(out.stdout.is_empty());
-    assert!(
-        !stderr(out).contains(SECRET),
-        "secret leaked: {}",
-        stderr(out)
-    );
+    assert!(!stderr(out).contains(SECRET), "secret leaked: {}", stderr(out));
 }
 
 #[test]
@@ -79,84 +69,36 @@ fn bad_configs_name_the_key() {
         (with(&[("bucket", "")]), "bucket is required"),
         (with(&[("folder", "")]), "folder is required"),
         (with(&[("folder", "/")]), "folder is required"),
-        (
-            with(&[("region", ""), ("endpoint", "")]),
-            "region or endpoint",
-        ),
-        (
-            with(&[("aws_access_key_id", "")]),
-            "aws_access_key_id is required",
-        ),
-        (
-            with(&[("aws_secret_access_key", "")]),
-            "aws_secret_access_key is required",
-        ),
-        (
-            with(&[("encryption", "yes")]),
-            "encryption must be on or off",
-        ),
-        (
-            with(&[("backup_multipart_chunksize", "lots")]),
-            "backup_multipart_chunksize",
-        ),
-        (
-            with(&[("backup_multipart_chunksize", "1MB")]),
-            "backup_multipart_chunksize",
-        ),
-        (
-            with(&[("restore_multipart_chunksize", "6GB")]),
-            "restore_multipart_chunksize",
-        ),
-        (
-            with(&[("restore_multipart_chunksize", "10XB")]),
-            "restore_multipart_chunksize",
-        ),
-        (
-            with(&[("backup_max_concurrent_requests", "0")]),
-            "backup_max_concurrent_requests",
-        ),
-        (
-            with(&[("restore_max_concurrent_requests", "-3")]),
-            "restore_max_concurrent_requests",
-        ),
-        (
-            with(&[("restore_max_concurrent_requests", "six")]),
-            "restore_max_concurrent_requests",
-        ),
-        (
-            with(&[("remove_duplicate_bucket", "maybe")]),
-            "remove_duplicate_bucket",
-        ),
+        (with(&[("region", ""), ("endpoint", "")]), "region or endpoint"),
+        (with(&[("aws_access_key_id", "")]), "aws_access_key_id is required"),
+        (with(&[("aws_secret_access_key", "")]), "aws_secret_access_key is required"),
+        (with(&[("encryption", "yes")]), "encryption must be on or off"),
+        (with(&[("backup_multipart_chunksize", "lots")]), "backup_multipart_chunksize"),
+        (with(&[("backup_multipart_chunksize", "1MB")]), "backup_multipart_chunksize"),
+        (with(&[("restore_multipart_chunksize", "6GB")]), "restore_multipart_chunksize"),
+        (with(&[("restore_multipart_chunksize", "10XB")]), "restore_multipart_chunksize"),
+        (with(&[("backup_max_concurrent_requests", "0")]), "backup_max_concurrent_requests"),
+        (with(&[("restore_max_concurrent_requests", "-3")]), "restore_max_concurrent_requests"),
+        (with(&[("restore_max_concurrent_requests", "six")]), "restore_max_concurrent_requests"),
+        (with(&[("remove_duplicate_bucket", "maybe")]), "remove_duplicate_bucket"),
         (with(&[("restore_subset", "yes")]), "restore_subset"),
         (with(&[("bucket_name", "b2")]), "unknown option bucket_name"),
         (with(&[("http_proxy", "proxy:3128")]), "http_proxy"),
         (with(&[("bucket", "a/b")]), "bucket a/b"),
         (
-            with(&[
-                ("aws_session_token", "tok"),
-                ("aws_access_key_id", ""),
-                ("aws_secret_access_key", ""),
-            ]),
+            with(&[("aws_session_token", "tok"), ("aws_access_key_id", ""), ("aws_secret_access_key", "")]),
             "aws_session_token",
         ),
         (
-            config_text(&base_options()).replace(
-                "executablepath: /usr/local/greenplum-db/bin/gpbackup_s3_plugin\n",
-                "",
-            ),
+            config_text(&base_options())
+                .replace("executablepath: /usr/local/greenplum-db/bin/gpbackup_s3_plugin\n", ""),
             "executablepath",
         ),
         ("executablepath: /x\n".to_string(), "options is required"),
-        (
-            "executablepath: /x\noptions: plain\n".to_string(),
-            "options must be a map",
-        ),
+        ("executablepath: /x\noptions: plain\n".to_string(), "options must be a map"),
         (with(&[]) + "  folder2:\n    - a\n", "option folder2"),
         (with(&[]) + "extra_top_level: 1\n", "invalid YAML"),
-        (
-            "executablepath: /x\noptions:\n  bucket: [unclosed\n".to_string(),
-            "invalid YAML",
-        ),
+        ("executablepath: /x\noptions:\n  bucket: [unclosed\n".to_string(), "invalid YAML"),
         ("\t- not yaml".to_string(), "invalid YAML"),
         (String::new(), "config file"),
     ];
@@ -169,41 +111,20 @@ fn bad_configs_name_the_key() {
 
 #[test]
 fn all_problems_of_one_file_come_together() {
-    let out = check_config(&with(&[
-        ("bucket", ""),
-        ("encryption", "maybe"),
-        ("colour", "blue"),
-    ]));
+    let out = check_config(&with(&[("bucket", ""), ("encryption", "maybe"), ("colour", "blue")]));
     assert_rejected(&out, "bucket is required");
     let err = stderr(&out);
-    assert!(
-        err.contains("encryption must be on or off") && err.contains("unknown option colour"),
-        "{err}"
-    );
+    assert!(err.contains("encryption must be on or off") && err.contains("unknown option colour"), "{err}");
 }
 
 #[test]
 fn missing_or_unreadable_config_file() {
     let home = tempfile::tempdir().unwrap();
-    let out = run_plugin(
-        &[
-            "backup_data".into(),
-            "/nonexistent/cfg.yaml".into(),
-            format!("{DIR}/f"),
-        ],
-        b"x",
-        home.path(),
-    );
+    let out =
+        run_plugin(&["backup_data".into(), "/nonexistent/cfg.yaml".into(), format!("{DIR}/f")], b"x", home.path());
     assert_rejected(&out, "/nonexistent/cfg.yaml");
-    let out = run_plugin(
-        &[
-            "restore_data".into(),
-            home.path().display().to_string(),
-            format!("{DIR}/f"),
-        ],
-        b"",
-        home.path(),
-    );
+    let out =
+        run_plugin(&["restore_data".into(), home.path().display().to_string(), format!("{DIR}/f")], b"", home.path());
     assert_rejected(&out, "cannot read config file");
 }
 
@@ -217,45 +138,21 @@ fn bad_command_lines() {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (s(&[]), "no command given"),
-        (
-            s(&["unknown_command"]),
-            "unknown command \"unknown_command\"",
-        ),
+        (s(&["unknown_command"]), "unknown command \"unknown_command\""),
         (s(&["backup_data"]), "missing argument"),
         (s(&["backup_data", &cfg]), "missing argument <PATH>"),
-        (
-            s(&["backup_file", &cfg, "/a/b/c/d", "extra"]),
-            "unexpected argument \"extra\"",
-        ),
-        (
-            s(&["restore_data_subset", &cfg, "/a/b/c/d"]),
-            "missing argument <OFFSETS_FILE>",
-        ),
-        (
-            s(&["setup_plugin_for_backup", &cfg, DIR]),
-            "missing argument <SCOPE>",
-        ),
-        (
-            s(&["setup_plugin_for_backup", &cfg, DIR, "everywhere"]),
-            "scope \"everywhere\"",
-        ),
-        (
-            s(&["setup_plugin_for_restore", &cfg, DIR, "segment", "\"abc\""]),
-            "content id",
-        ),
-        (
-            s(&["cleanup_plugin_for_backup", &cfg, DIR, "segment", "\"-7\""]),
-            "content id",
-        ),
+        (s(&["backup_file", &cfg, "/a/b/c/d", "extra"]), "unexpected argument \"extra\""),
+        (s(&["restore_data_subset", &cfg, "/a/b/c/d"]), "missing argument <OFFSETS_FILE>"),
+        (s(&["setup_plugin_for_backup", &cfg, DIR]), "missing argument <SCOPE>"),
+        (s(&["setup_plugin_for_backup", &cfg, DIR, "everywhere"]), "scope \"everywhere\""),
+        (s(&["setup_plugin_for_restore", &cfg, DIR, "segment", "\"abc\""]), "content id"),
+        (s(&["cleanup_plugin_for_backup", &cfg, DIR, "segment", "\"-7\""]), "content id"),
         (s(&["delete_backup", &cfg]), "missing argument <TIMESTAMP>"),
         (s(&["delete_backup", &cfg, "2024-03-15"]), "timestamp"),
         (s(&["delete_directory", &cfg, "/"]), "bucket root"),
         (s(&["backup_data", &cfg, "short/path"]), "path short/path"),
         (s(&["restore_data", &cfg, "/"]), "path /"),
-        (
-            s(&["backup_file", &cfg, &format!("{DIR}/no_such_file")]),
-            "no_such_file",
-        ),
+        (s(&["backup_file", &cfg, &format!("{DIR}/no_such_file")]), "no_such_file"),
     ];
     for (args, needle) in cases {
         let out = run_plugin(&args, b"", home.path());
@@ -271,12 +168,7 @@ fn config_examples_are_valid() {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap();
         let out = check_config(&text);
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            entry.path().display(),
-            stderr(&out)
-        );
+        assert!(out.status.success(), "{}: {}", entry.path().display(), stderr(&out));
         seen += 1;
     }
     assert!(seen >= 2);
@@ -289,15 +181,7 @@ fn unreachable_endpoint_fails_in_bounded_time() {
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     std::fs::write(&cfg, with(&[]).replace("http://127.0.0.1:1", &endpoint)).unwrap();
     let started = std::time::Instant::now();
-    let out = run_plugin(
-        &[
-            "restore_data".into(),
-            cfg.display().to_string(),
-            format!("{DIR}/f"),
-        ],
-        b"",
-        dir.path(),
-    );
+    let out = run_plugin(&["restore_data".into(), cfg.display().to_string(), format!("{DIR}/f")], b"", dir.path());
     assert_rejected(&out, "s3://b1/f1/backups/20240315/20240315123045/f");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }

@@ -48,20 +48,13 @@ fn plugin_test_sh_sequence() {
 
     std::fs::remove_file(&text_file).unwrap();
     assert_ok(&c.run("restore_file", &[&path], b""));
-    assert_eq!(
-        std::fs::read_to_string(&text_file).unwrap(),
-        "this is some text"
-    );
+    assert_eq!(std::fs::read_to_string(&text_file).unwrap(), "this is some text");
 
     let missing = coord.join("there_is_no_file_to_restore");
     let out = c.run("restore_file", &[&missing.display().to_string()], b"");
     assert_fails_with(&out, "there_is_no_file_to_restore");
     assert!(!missing.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(&coord)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&coord).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(leftovers.len(), 1, "partial files left: {leftovers:?}");
 
     for hook in ["cleanup_plugin_for_backup", "cleanup_plugin_for_restore"] {
@@ -71,20 +64,13 @@ fn plugin_test_sh_sequence() {
     }
 
     let data_path = seg.join(format!("testdata_{TS}.txt")).display().to_string();
-    let payload: Vec<u8> = data(1000, 1)
-        .iter()
-        .map(|b| b'a' + b % 26)
-        .chain(*b"\n")
-        .collect();
+    let payload: Vec<u8> = data(1000, 1).iter().map(|b| b'a' + b % 26).chain(*b"\n").collect();
     assert_ok(&c.run("backup_data", &[&data_path], &payload));
     let out = c.run("restore_data", &[&data_path], b"");
     assert_ok(&out);
     assert_eq!(out.stdout, payload);
 
-    let empty_path = seg
-        .join(format!("test_no_data_{TS}.txt"))
-        .display()
-        .to_string();
+    let empty_path = seg.join(format!("test_no_data_{TS}.txt")).display().to_string();
     assert_ok(&c.run("backup_data", &[&empty_path], b""));
     let out = c.run("restore_data", &[&empty_path], b"");
     assert_ok(&out);
@@ -111,27 +97,15 @@ fn round_trips_are_byte_identical_and_keyed_like_the_go_plugin() {
         assert_ok(&c.run("backup_data", &[&path], &payload));
         let out = c.run("restore_data", &[&path], b"");
         assert_ok(&out);
-        assert!(
-            out.stdout == payload,
-            "{name}: {} bytes back, {} sent",
-            out.stdout.len(),
-            payload.len()
-        );
+        assert!(out.stdout == payload, "{name}: {} bytes back, {} sent", out.stdout.len(), payload.len());
 
         let key = c.key(TS, name);
         assert!(key.starts_with(&c.folder) && !key.contains("//"));
         if let Some(file) = server.object_file(&key) {
-            assert_eq!(
-                std::fs::metadata(&file).unwrap().len(),
-                len as u64,
-                "{key} on disk"
-            );
+            assert_eq!(std::fs::metadata(&file).unwrap().len(), len as u64, "{key} on disk");
         }
         let listing = String::from_utf8(c.run("list_directory", &[&folder], b"").stdout).unwrap();
-        assert!(
-            listing.contains(&format!("{key}\t{len}\n")),
-            "{key} not in listing:\n{listing}"
-        );
+        assert!(listing.contains(&format!("{key}\t{len}\n")), "{key} not in listing:\n{listing}");
     }
     // Multi-part upload with small parts and several ranges on the way back.
     let c2 = Cluster::with_folder(
@@ -144,10 +118,7 @@ fn round_trips_are_byte_identical_and_keyed_like_the_go_plugin() {
         ],
     );
     let payload = data((23 << 20) + 7, 9);
-    let path = seg
-        .join("gpbackup_3_20240315123045_99.zst")
-        .display()
-        .to_string();
+    let path = seg.join("gpbackup_3_20240315123045_99.zst").display().to_string();
     assert_ok(&c2.run("backup_data", &[&path], &payload));
     let out = c2.run("restore_data", &[&path], b"");
     assert_ok(&out);
@@ -169,35 +140,18 @@ fn restore_file_writes_the_file_and_log_records_it() {
     assert!(std::fs::read(&meta).unwrap() == content);
 
     let log = c.log_text();
-    let upload_line = log
-        .lines()
-        .find(|l| l.contains("Uploaded") && l.contains("_metadata.sql"))
-        .expect("upload logged");
-    assert!(
-        upload_line.contains(&format!("({} bytes)", content.len())),
-        "{upload_line}"
-    );
-    assert!(
-        upload_line.contains(" gpbackup_s3_plugin:") && upload_line.contains("-[INFO]:-"),
-        "{upload_line}"
-    );
-    assert!(
-        log.lines()
-            .any(|l| l.contains("Downloaded") && l.contains("_metadata.sql"))
-    );
+    let upload_line =
+        log.lines().find(|l| l.contains("Uploaded") && l.contains("_metadata.sql")).expect("upload logged");
+    assert!(upload_line.contains(&format!("({} bytes)", content.len())), "{upload_line}");
+    assert!(upload_line.contains(" gpbackup_s3_plugin:") && upload_line.contains("-[INFO]:-"), "{upload_line}");
+    assert!(log.lines().any(|l| l.contains("Downloaded") && l.contains("_metadata.sql")));
     assert!(!log.contains(&server.secret_key));
 }
 
 #[test]
 fn restore_data_subset_returns_exactly_the_ranges() {
     let server = Server::start();
-    let c = Cluster::new(
-        &server,
-        &[
-            ("restore_multipart_chunksize", "5MB"),
-            ("restore_subset", "on"),
-        ],
-    );
+    let c = Cluster::new(&server, &[("restore_multipart_chunksize", "5MB"), ("restore_subset", "on")]);
     let seg = c.backup_dir("gpseg0", TS);
     let path = seg.join(format!("gpbackup_0_{TS}")).display().to_string();
     let payload = data(12 << 20, 77);
@@ -219,42 +173,22 @@ fn restore_data_subset_returns_exactly_the_ranges() {
         // As gpbackup_helper writes it: no trailing newline.
         let offsets = c.dir.path().join("gprestore_offsets_x");
         std::fs::write(&offsets, &text).unwrap();
-        let out = c.run(
-            "restore_data_subset",
-            &[&path, &offsets.display().to_string()],
-            b"",
-        );
+        let out = c.run("restore_data_subset", &[&path, &offsets.display().to_string()], b"");
         assert_ok(&out);
-        let want: Vec<u8> = ranges
-            .iter()
-            .flat_map(|(s, e)| payload[*s..*e].iter().copied())
-            .collect();
-        assert!(
-            out.stdout == want,
-            "ranges {text}: got {} bytes, want {}",
-            out.stdout.len(),
-            want.len()
-        );
+        let want: Vec<u8> = ranges.iter().flat_map(|(s, e)| payload[*s..*e].iter().copied()).collect();
+        assert!(out.stdout == want, "ranges {text}: got {} bytes, want {}", out.stdout.len(), want.len());
     }
 
     // A range past the end of the object: fail, and emit nothing of it.
     let offsets = c.dir.path().join("gprestore_offsets_bad");
     std::fs::write(&offsets, format!("1 {} {}", 12 * m - 5, 12 * m + 5)).unwrap();
-    let out = c.run(
-        "restore_data_subset",
-        &[&path, &offsets.display().to_string()],
-        b"",
-    );
+    let out = c.run("restore_data_subset", &[&path, &offsets.display().to_string()], b"");
     assert_fails_with(&out, "bytes");
     assert!(out.stdout.is_empty());
 
     // Bad offsets files name the file and touch nothing.
     std::fs::write(&offsets, "2 0 10").unwrap();
-    let out = c.run(
-        "restore_data_subset",
-        &[&path, &offsets.display().to_string()],
-        b"",
-    );
+    let out = c.run("restore_data_subset", &[&path, &offsets.display().to_string()], b"");
     assert_fails_with(&out, "gprestore_offsets_bad");
     let out = c.run("restore_data_subset", &[&path, "/nonexistent/offsets"], b"");
     assert_fails_with(&out, "/nonexistent/offsets");
@@ -266,11 +200,7 @@ fn delete_backup_removes_exactly_one_backup() {
     let c = Cluster::new(&server, &[]);
     for ts in [TS, TS2] {
         let seg = c.backup_dir("gpseg0", ts);
-        assert_ok(&c.run(
-            "backup_data",
-            &[&seg.join(format!("gpbackup_0_{ts}")).display().to_string()],
-            ts.as_bytes(),
-        ));
+        assert_ok(&c.run("backup_data", &[&seg.join(format!("gpbackup_0_{ts}")).display().to_string()], ts.as_bytes()));
         let f = seg.join(format!("gpbackup_{ts}_report"));
         std::fs::write(&f, ts).unwrap();
         assert_ok(&c.run("backup_file", &[&f.display().to_string()], b""));
@@ -280,13 +210,8 @@ fn delete_backup_removes_exactly_one_backup() {
     let gone = c.backup_dir("gpseg0", TS).join(format!("gpbackup_0_{TS}"));
     let out = c.run("restore_data", &[&gone.display().to_string()], b"");
     assert_fails_with(&out, "NoSuchKey");
-    assert!(
-        out.stdout.is_empty(),
-        "restore of a missing object wrote to stdout"
-    );
-    let kept = c
-        .backup_dir("gpseg0", TS2)
-        .join(format!("gpbackup_0_{TS2}"));
+    assert!(out.stdout.is_empty(), "restore of a missing object wrote to stdout");
+    let kept = c.backup_dir("gpseg0", TS2).join(format!("gpbackup_0_{TS2}"));
     let out = c.run("restore_data", &[&kept.display().to_string()], b"");
     assert_ok(&out);
     assert_eq!(out.stdout, TS2.as_bytes());
@@ -311,32 +236,20 @@ fn listing_and_deleting_go_past_one_page() {
     let key_dir = server.object_file(&c.key(TS, "")).unwrap();
     std::fs::create_dir_all(&key_dir).unwrap();
     for i in 0..1500 {
-        std::fs::write(
-            key_dir.join(format!("gpbackup_0_{TS}_{i:05}")),
-            i.to_string(),
-        )
-        .unwrap();
+        std::fs::write(key_dir.join(format!("gpbackup_0_{TS}_{i:05}")), i.to_string()).unwrap();
     }
-    let sibling = c
-        .backup_dir("gpseg0", TS2)
-        .join(format!("gpbackup_0_{TS2}"));
+    let sibling = c.backup_dir("gpseg0", TS2).join(format!("gpbackup_0_{TS2}"));
     assert_ok(&c.run("backup_data", &[&sibling.display().to_string()], b"keep me"));
 
     let out = c.run("list_directory", &[], b"");
     assert_ok(&out);
     let listing = String::from_utf8(out.stdout).unwrap();
     assert_eq!(listing.lines().count(), 1501);
-    assert!(listing.contains(&format!(
-        "{}\t4\n",
-        c.key(TS, &format!("gpbackup_0_{TS}_01499"))
-    )));
+    assert!(listing.contains(&format!("{}\t4\n", c.key(TS, &format!("gpbackup_0_{TS}_01499")))));
 
     assert_ok(&c.run("delete_backup", &[TS], b""));
     let listing = String::from_utf8(c.run("list_directory", &[], b"").stdout).unwrap();
-    assert_eq!(
-        listing,
-        format!("{}\t7\n", c.key(TS2, &format!("gpbackup_0_{TS2}")))
-    );
+    assert_eq!(listing, format!("{}\t7\n", c.key(TS2, &format!("gpbackup_0_{TS2}"))));
 }
 
 #[test]
@@ -347,11 +260,7 @@ fn delete_directory_is_a_directory_and_refuses_the_root() {
     let write = |folder: &str| {
         let c2 = Cluster::with_folder(&server, folder, &[]);
         let p = c2.backup_dir("gpseg0", TS).join("f");
-        assert_ok(&c2.run(
-            "backup_data",
-            &[&p.display().to_string()],
-            folder.as_bytes(),
-        ));
+        assert_ok(&c2.run("backup_data", &[&p.display().to_string()], folder.as_bytes()));
     };
     write(&format!("{base}/a"));
     write(&format!("{base}/ab"));
@@ -369,25 +278,13 @@ fn setup_probe_leaves_nothing_and_segment_scopes_need_no_network() {
     let server = Server::start();
     let c = Cluster::new(&server, &[]);
     let coord = c.backup_dir("coord/gpseg-1", TS);
-    assert_ok(&c.run(
-        "setup_plugin_for_backup",
-        &[&coord.display().to_string(), "master", "\"-1\""],
-        b"",
-    ));
+    assert_ok(&c.run("setup_plugin_for_backup", &[&coord.display().to_string(), "master", "\"-1\""], b""));
     let listing = c.run("list_directory", &[], b"");
     assert_ok(&listing);
-    assert!(
-        listing.stdout.is_empty(),
-        "setup left objects: {}",
-        String::from_utf8_lossy(&listing.stdout)
-    );
+    assert!(listing.stdout.is_empty(), "setup left objects: {}", String::from_utf8_lossy(&listing.stdout));
 
     // Segment scopes never call the server: they pass with it gone, many at once.
-    let dead = Cluster::with_folder(
-        &server,
-        "x",
-        &[("endpoint", &format!("http://127.0.0.1:{}", free_port()))],
-    );
+    let dead = Cluster::with_folder(&server, "x", &[("endpoint", &format!("http://127.0.0.1:{}", free_port()))]);
     let seg = dead.backup_dir("gpseg0", TS).display().to_string();
     let runs: Vec<_> = (0..8)
         .map(|i| {
@@ -422,10 +319,7 @@ fn setup_probe_leaves_nothing_and_segment_scopes_need_no_network() {
 #[test]
 fn wrong_credentials_and_missing_bucket_fail_cleanly() {
     let server = Server::start();
-    let c = Cluster::new(
-        &server,
-        &[("aws_secret_access_key", "definitely-wrong-secret")],
-    );
+    let c = Cluster::new(&server, &[("aws_secret_access_key", "definitely-wrong-secret")]);
     let seg = c.backup_dir("gpseg0", TS);
     let path = seg.join("f").display().to_string();
     let out = c.run("backup_data", &[&path], b"data");
@@ -461,12 +355,7 @@ fn plugin_config_copy_is_uploaded_without_secrets() {
     std::fs::copy(&c.config, &copy).unwrap();
     let path = copy.display().to_string();
     assert_ok(&c.run("backup_file", &[&path], b""));
-    assert!(
-        std::fs::read_to_string(&copy)
-            .unwrap()
-            .contains(&server.secret_key),
-        "local copy must stay as it was"
-    );
+    assert!(std::fs::read_to_string(&copy).unwrap().contains(&server.secret_key), "local copy must stay as it was");
     std::fs::remove_file(&copy).unwrap();
     assert_ok(&c.run("restore_file", &[&path], b""));
     let restored = std::fs::read_to_string(&copy).unwrap();

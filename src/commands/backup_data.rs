@@ -17,15 +17,8 @@ pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();
-    let source = Source {
-        reader: Box::new(std::io::stdin()),
-        name: "stdin".to_string(),
-    };
+    let source = Source { reader: Box::new(std::io::stdin()), name: "stdin".to_string() };
     let bytes = engine::upload(ctx.store.clone(), &key, source, ctx.config.backup).await?;
-    crate::log::info(&format!(
-        "Uploaded {} for {}",
-        throughput(bytes, started.elapsed()),
-        ctx.store.url(&key)
-    ));
+    crate::log::info(&format!("Uploaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
     Ok(())
 }

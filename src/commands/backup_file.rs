@@ -21,28 +21,16 @@ use super::{Context, throughput};
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::local(format!("cannot read {path}"), e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::local(format!("cannot read {path}"), e))?;
     let source = if is_plugin_config_copy(path) {
-        let text = std::io::read_to_string(file)
-            .map_err(|e| Error::local(format!("cannot read {path}"), e))?;
-        Source {
-            reader: Box::new(std::io::Cursor::new(redact_config(&text).into_bytes())),
-            name: path.to_string(),
-        }
+        let text = std::io::read_to_string(file).map_err(|e| Error::local(format!("cannot read {path}"), e))?;
+        Source { reader: Box::new(std::io::Cursor::new(redact_config(&text).into_bytes())), name: path.to_string() }
     } else {
-        Source {
-            reader: Box::new(file),
-            name: path.to_string(),
-        }
+        Source { reader: Box::new(file), name: path.to_string() }
     };
     let started = Instant::now();
     let bytes = engine::upload(ctx.store.clone(), &key, source, ctx.config.backup).await?;
-    crate::log::info(&format!(
-        "Uploaded {} for {}",
-        throughput(bytes, started.elapsed()),
-        ctx.store.url(&key)
-    ));
+    crate::log::info(&format!("Uploaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
     Ok(())
 }
 
@@ -58,11 +46,9 @@ fn redact_config(text: &str) -> String {
     text.split_inclusive('\n')
         .map(|line| {
             let trimmed = line.trim_start();
-            let secret = SECRET_KEYS.iter().any(|k| {
-                trimmed
-                    .strip_prefix(k)
-                    .is_some_and(|rest| rest.trim_start().starts_with(':'))
-            });
+            let secret = SECRET_KEYS
+                .iter()
+                .any(|k| trimmed.strip_prefix(k).is_some_and(|rest| rest.trim_start().starts_with(':')));
             if secret {
                 let indent = &line[..line.len() - trimmed.len()];
                 let key = trimmed.split(':').next().unwrap_or_default().trim_end();
@@ -81,15 +67,9 @@ mod tests {
 
     #[test]
     fn recognises_the_config_copy() {
-        assert!(is_plugin_config_copy(
-            "/d/backups/20240101/20240101010101/gpbackup_20240101010101_plugin_config.yaml"
-        ));
-        assert!(!is_plugin_config_copy(
-            "/d/backups/20240101/20240101010101/gpbackup_20240101010101_config.yaml"
-        ));
-        assert!(!is_plugin_config_copy(
-            "/d/backups/20240101/20240101010101/gpbackup_20240101010101_toc.yaml"
-        ));
+        assert!(is_plugin_config_copy("/d/backups/20240101/20240101010101/gpbackup_20240101010101_plugin_config.yaml"));
+        assert!(!is_plugin_config_copy("/d/backups/20240101/20240101010101/gpbackup_20240101010101_config.yaml"));
+        assert!(!is_plugin_config_copy("/d/backups/20240101/20240101010101/gpbackup_20240101010101_toc.yaml"));
     }
 
     #[test]

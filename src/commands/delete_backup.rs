@@ -17,9 +17,6 @@ pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let prefix = layout::backup_prefix(&ctx.config.folder, timestamp)?;
     let deleted = store::delete_prefix(&*ctx.store, &prefix).await?;
-    crate::log::info(&format!(
-        "Deleted {deleted} objects of backup {timestamp} under {}",
-        ctx.store.url(&prefix)
-    ));
+    crate::log::info(&format!("Deleted {deleted} objects of backup {timestamp} under {}", ctx.store.url(&prefix)));
     Ok(())
 }

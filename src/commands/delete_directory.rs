@@ -18,9 +18,6 @@ pub async fn run(config: &Path, dir: &str) -> Result<()> {
     }
     let ctx = Context::open(config).await?;
     let deleted = store::delete_prefix(&*ctx.store, &prefix).await?;
-    crate::log::info(&format!(
-        "Deleted {deleted} objects under {}",
-        ctx.store.url(&prefix)
-    ));
+    crate::log::info(&format!("Deleted {deleted} objects under {}", ctx.store.url(&prefix)));
     Ok(())
 }

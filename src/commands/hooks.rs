@@ -26,19 +26,11 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
     check_readable(&ctx).await?;
     // Write and remove a probe where this backup's files will go: proves
     // write permission, and leaves nothing behind.
-    let probe = format!(
-        "{}/.{}_probe_{}",
-        args.dir.trim_end_matches('/'),
-        crate::PLUGIN_NAME,
-        std::process::id()
-    );
+    let probe = format!("{}/.{}_probe_{}", args.dir.trim_end_matches('/'), crate::PLUGIN_NAME, std::process::id());
     let key = layout::key_for_path(&ctx.config.folder, &probe)?;
-    ctx.store.put(&key, bytes::Bytes::new()).await?;
+    ctx.store.put(&key, bytes::Bytes::new(), &Vec::new()).await?;
     ctx.store.delete_many(std::slice::from_ref(&key)).await?;
-    crate::log::info(&format!(
-        "Setup for backup: {} is writable",
-        ctx.store.url(&key)
-    ));
+    crate::log::info(&format!("Setup for backup: {} is writable", ctx.store.url(&key)));
     Ok(())
 }
 
@@ -50,10 +42,7 @@ pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
     }
     let ctx = Context::open(&args.config).await?;
     check_readable(&ctx).await?;
-    crate::log::info(&format!(
-        "Setup for restore: {} is readable",
-        ctx.store.url(&ctx.config.folder)
-    ));
+    crate::log::info(&format!("Setup for restore: {} is readable", ctx.store.url(&ctx.config.folder)));
     Ok(())
 }
 

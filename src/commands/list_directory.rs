@@ -18,14 +18,12 @@ pub async fn run(config: &Path, dir: Option<&str>) -> Result<()> {
     loop {
         let page = ctx.store.list_page(&prefix, next, None).await?;
         for object in &page.objects {
-            writeln!(out, "{}\t{}", object.key, object.size)
-                .map_err(|e| Error::local("writing to stdout", e))?;
+            writeln!(out, "{}\t{}", object.key, object.size).map_err(|e| Error::local("writing to stdout", e))?;
         }
         match page.next {
             Some(token) => next = Some(token),
             None => break,
         }
     }
-    out.flush()
-        .map_err(|e| Error::local("writing to stdout", e))
+    out.flush().map_err(|e| Error::local("writing to stdout", e))
 }

@@ -49,27 +49,17 @@ pub async fn run(command: Command) -> Result<()> {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
         Command::SetupPluginForBackup(args) => hooks::setup_for_backup(&args).await,
         Command::SetupPluginForRestore(args) => hooks::setup_for_restore(&args).await,
-        Command::CleanupPluginForBackup(args) | Command::CleanupPluginForRestore(args) => {
-            hooks::cleanup(&args)
-        }
+        Command::CleanupPluginForBackup(args) | Command::CleanupPluginForRestore(args) => hooks::cleanup(&args),
         Command::BackupFile(args) => backup_file::run(&args.config, &args.path).await,
         Command::RestoreFile(args) => restore_file::run(&args.config, &args.path).await,
         Command::BackupData(args) => backup_data::run(&args.config, &args.path).await,
         Command::RestoreData(args) => restore_data::run(&args.config, &args.path).await,
-        Command::RestoreDataSubset {
-            config,
-            path,
-            offsets_file,
-        } => restore_data_subset::run(&config, &path, &offsets_file).await,
-        Command::DeleteBackup { config, timestamp } => {
-            delete_backup::run(&config, &timestamp).await
+        Command::RestoreDataSubset { config, path, offsets_file } => {
+            restore_data_subset::run(&config, &path, &offsets_file).await
         }
-        Command::ListDirectory { config, prefix } => {
-            list_directory::run(&config, prefix.as_deref()).await
-        }
-        Command::DeleteDirectory { config, prefix } => {
-            delete_directory::run(&config, &prefix).await
-        }
+        Command::DeleteBackup { config, timestamp } => delete_backup::run(&config, &timestamp).await,
+        Command::ListDirectory { config, prefix } => list_directory::run(&config, prefix.as_deref()).await,
+        Command::DeleteDirectory { config, prefix } => delete_directory::run(&config, &prefix).await,
     }
 }
 
@@ -77,9 +67,5 @@ pub async fn run(command: Command) -> Result<()> {
 pub(crate) fn throughput(bytes: u64, elapsed: std::time::Duration) -> String {
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
-    format!(
-        "{} ({bytes} bytes) in {secs:.3}s ({}/s)",
-        crate::size::human(bytes),
-        crate::size::human(rate as u64)
-    )
+    format!("{} ({bytes} bytes) in {secs:.3}s ({}/s)", crate::size::human(bytes), crate::size::human(rate as u64))
 }

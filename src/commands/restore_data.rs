@@ -17,20 +17,8 @@ pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();
-    let mut sink = Sink::new(Box::new(std::io::stdout()), "stdout");
-    engine::download(
-        ctx.store.clone(),
-        &key,
-        Selection::Whole,
-        &mut sink,
-        ctx.config.restore,
-    )
-    .await?;
-    let bytes = sink.finish().await?;
-    crate::log::info(&format!(
-        "Downloaded {} for {}",
-        throughput(bytes, started.elapsed()),
-        ctx.store.url(&key)
-    ));
+    let sink = Sink::new(Box::new(std::io::stdout()), "stdout");
+    let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore).await?;
+    crate::log::info(&format!("Downloaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
     Ok(())
 }

@@ -18,23 +18,14 @@ use super::{Context, throughput};
 
 pub async fn run(config: &Path, path: &str, offsets_file: &Path) -> Result<()> {
     let name = offsets_file.display().to_string();
-    let text = std::fs::read_to_string(offsets_file)
-        .map_err(|e| Error::local(format!("offsets file {name}"), e))?;
+    let text = std::fs::read_to_string(offsets_file).map_err(|e| Error::local(format!("offsets file {name}"), e))?;
     let ranges = offsets::parse(&text, &name)?;
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let requested: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let started = Instant::now();
-    let mut sink = Sink::new(Box::new(std::io::stdout()), "stdout");
-    engine::download(
-        ctx.store.clone(),
-        &key,
-        Selection::Ranges(ranges),
-        &mut sink,
-        ctx.config.restore,
-    )
-    .await?;
-    let bytes = sink.finish().await?;
+    let sink = Sink::new(Box::new(std::io::stdout()), "stdout");
+    let bytes = engine::download(ctx.store.clone(), &key, Selection::Ranges(ranges), sink, ctx.config.restore).await?;
     debug_assert_eq!(bytes, requested);
     crate::log::info(&format!(
         "Downloaded {} in {} ranges for {}",

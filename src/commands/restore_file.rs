@@ -17,26 +17,15 @@ pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let target = PathBuf::from(path);
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-    let file = std::fs::File::create(&temp)
-        .map_err(|e| Error::local(format!("cannot create {}", temp.display()), e))?;
+    let file =
+        std::fs::File::create(&temp).map_err(|e| Error::local(format!("cannot create {}", temp.display()), e))?;
 
     let started = Instant::now();
     let result = async {
-        let mut sink = Sink::new(Box::new(file), path);
-        engine::download(
-            ctx.store.clone(),
-            &key,
-            Selection::Whole,
-            &mut sink,
-            ctx.config.restore,
-        )
-        .await?;
-        let bytes = sink.finish().await?;
+        let sink = Sink::new(Box::new(file), path);
+        let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore).await?;
         std::fs::rename(&temp, &target)
             .map_err(|e| Error::local(format!("cannot move the restored file to {path}"), e))?;
         Ok::<u64, Error>(bytes)

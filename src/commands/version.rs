@@ -16,16 +16,10 @@ pub fn plugin_api_version() -> Result<()> {
 /// each backup and requires exactly three tokens when password encryption
 /// is on, so the version is never empty and never contains a space.
 pub fn version() -> Result<()> {
-    print_line(&format!(
-        "{} version {}",
-        crate::PLUGIN_NAME,
-        env!("CARGO_PKG_VERSION")
-    ))
+    print_line(&format!("{} version {}", crate::PLUGIN_NAME, env!("CARGO_PKG_VERSION")))
 }
 
 fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::local("writing to stdout", e))
+    writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| Error::local("writing to stdout", e))
 }

@@ -1,24 +1,32 @@
 //! Download of a whole object or of byte ranges, in order, to a sink.
 //!
-//! Ranges of at most `restore_multipart_chunksize` bytes are fetched with up
-//! to `restore_max_concurrent_requests` requests in flight and emitted
-//! strictly in order; memory is about `(concurrency + 2) x chunk size`. Each
-//! range is complete and checked (length, and the object's size must not
-//! change under us) before any of its bytes is handed to the sink, and the
-//! first failure stops the output. This matters because gpbackup often
-//! cannot see our exit status (`restore_data | gzip -d` masks it): a short
-//! stream is detectable, a wrong one is not.
+//! The object is cut into units fetched with up to
+//! `restore_max_concurrent_requests` requests in flight and emitted strictly
+//! in order. Each unit is complete and checked (its length; its CRC when the
+//! object carries an integrity record, see [`super::integrity`]) before any
+//! of its bytes is handed to the sink, and the first failure stops the
+//! output. This matters because gpbackup often cannot see our exit status
+//! (`restore_data | gzip -d` masks it): a short stream is detectable, a
+//! wrong one is not.
 //!
-//! The first request is a ranged GET for the first chunk; it also tells the
-//! object's size, so a whole-object restore needs no HEAD, and a missing
-//! object fails before a single byte is written.
+//! Units are the stored parts for objects this plugin wrote (a part is the
+//! unit its CRC covers) and chunks of `restore_multipart_chunksize` bytes
+//! otherwise. Units in flight are bounded by count and by a byte budget of
+//! `concurrency x chunk size` (at least one unit), so memory is about
+//! `(concurrency + 2) x max(chunk, part)`.
+//!
+//! The first request is a ranged GET of the first chunk: it also returns the
+//! object's size and metadata, so a whole-object restore needs no HEAD, and a
+//! missing object fails before a single byte is written.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
 
+use super::integrity::{self, META_KEY, Manifest, Record};
 use super::sink::Sink;
 use crate::config::Transfer;
 use crate::error::{Error, Result};
@@ -32,94 +40,221 @@ pub enum Selection {
     Ranges(Vec<Range<u64>>),
 }
 
+/// A piece of the output: a byte range of the object and, when stored, the
+/// CRC it must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unit {
+    range: Range<u64>,
+    crc: Option<u64>,
+}
+
 /// Downloads `selection` of `key` into `sink`; returns the bytes written.
+/// On failure the verified bytes already queued are still written out
+/// (a clean, short stream), then the error is returned.
 pub async fn download(
     store: Arc<dyn Store>,
     key: &str,
     selection: Selection,
-    sink: &mut Sink,
+    mut sink: Sink,
     transfer: Transfer,
 ) -> Result<u64> {
     let chunk = transfer.part_size;
-    let (chunks, expected_total) = match selection {
-        Selection::Whole => {
-            let first = fetch(&*store, key, 0..chunk, None, true).await?;
-            let total = first.total_size;
-            sink.write(first.data).await?;
-            (
-                split(std::slice::from_ref(&(chunk.min(total)..total)), chunk),
-                Some(total),
-            )
-        }
-        Selection::Ranges(ranges) => (split(&coalesce(&ranges), chunk), None),
-    };
-
-    let mut written = sink.written();
-    let mut in_flight: VecDeque<JoinHandle<Result<Fetched>>> = VecDeque::new();
-    let mut pending = chunks.into_iter();
-    let mut total = expected_total;
-    loop {
-        while in_flight.len() < transfer.concurrency.max(1) {
-            let Some(range) = pending.next() else { break };
-            let (store, key) = (store.clone(), key.to_string());
-            in_flight.push_back(tokio::spawn(async move {
-                fetch(&*store, &key, range, total, false).await
-            }));
-        }
-        let Some(next) = in_flight.pop_front() else {
-            break;
+    let result = async {
+        let plan = match selection {
+            // Subsets are checked for length only: stored CRCs cover whole
+            // parts, and fetching whole parts would defeat a filtered restore.
+            Selection::Ranges(ranges) => {
+                Plan { units: chunks(&coalesce(&ranges), chunk), prefix: Bytes::new(), total: None, whole_crc: None }
+            }
+            Selection::Whole => plan_whole(&*store, key, chunk).await?,
         };
-        let fetched = next
-            .await
-            .map_err(|e| Error::Storage(format!("download task failed: {e}")))??;
-        // Later ranges are checked against the size the first one reported.
-        total.get_or_insert(fetched.total_size);
-        written += fetched.data.len() as u64;
-        sink.write(fetched.data).await?;
+        run(store, key, plan, &mut sink, transfer).await
     }
-    Ok(written)
+    .await;
+    let finished = sink.finish().await;
+    result?;
+    finished
 }
 
-/// Fetches `range` and checks that exactly the expected bytes came back.
-/// Only the probe for the first chunk of a whole object may end early (at
-/// the object's end); every other range must be there in full.
-async fn fetch(
-    store: &dyn Store,
-    key: &str,
-    range: Range<u64>,
+struct Plan {
+    units: Vec<Unit>,
+    /// The object's first bytes, already fetched by the probe.
+    prefix: Bytes,
+    /// The object's size, once known.
     total: Option<u64>,
-    may_end_early: bool,
-) -> Result<Fetched> {
+    /// The whole object's CRC, checked before the last unit is emitted.
+    whole_crc: Option<u64>,
+}
+
+/// Probes the object and decides its units from its integrity record.
+async fn plan_whole(store: &dyn Store, key: &str, chunk: u64) -> Result<Plan> {
+    let url = store.url(key);
+    let first = store.get_range(key, 0..chunk).await?;
+    let total = first.total_size;
+    let expect = (chunk.min(total)) as usize;
+    if first.data.len() != expect {
+        return Err(short_read(&url, &(0..chunk.min(total)), first.data.len()));
+    }
+    let (units, whole_crc) = match Record::parse(first.meta(META_KEY), &url)? {
+        Record::None => (chunks(std::slice::from_ref(&(0..total)), chunk), None),
+        Record::Single { size, crc } => {
+            if size != total {
+                return Err(Error::Integrity(format!("{url} has {total} bytes but was stored with {size}")));
+            }
+            (vec![Unit { range: 0..total, crc: Some(crc) }], Some(crc))
+        }
+        Record::Manifest => {
+            let manifest = load_manifest(store, key).await?;
+            if manifest.size != total {
+                return Err(Error::Integrity(format!(
+                    "{url} has {total} bytes but its manifest says {}",
+                    manifest.size
+                )));
+            }
+            let mut start = 0;
+            let units = manifest
+                .parts
+                .iter()
+                .map(|p| {
+                    let unit = Unit { range: start..start + p.size, crc: Some(p.crc) };
+                    start += p.size;
+                    unit
+                })
+                .collect();
+            (units, Some(manifest.crc))
+        }
+    };
+    Ok(Plan { units, prefix: first.data, total: Some(total), whole_crc })
+}
+
+async fn load_manifest(store: &dyn Store, key: &str) -> Result<Manifest> {
+    let manifest_key = integrity::manifest_key(key);
+    let url = store.url(&manifest_key);
+    // 10,000 parts take about 400 KiB; anything near this limit is not ours.
+    let fetched = store.get_range(&manifest_key, 0..(16 << 20)).await.map_err(|e| match e {
+        Error::NotFound(_) => {
+            Error::Integrity(format!("{url} is missing: {} cannot be verified, so it is not restored", store.url(key)))
+        }
+        other => other,
+    })?;
+    let text = std::str::from_utf8(&fetched.data)
+        .map_err(|_| Error::Integrity(format!("manifest {url} is damaged: not text")))?;
+    Manifest::parse(text, &url)
+}
+
+/// Fetches, checks and emits the plan's units in order.
+async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, transfer: Transfer) -> Result<()> {
+    let url = store.url(key);
+    let budget = (transfer.concurrency as u64).saturating_mul(transfer.part_size);
+    let mut in_flight: VecDeque<(u64, JoinHandle<Result<Bytes>>)> = VecDeque::new();
+    let mut in_flight_bytes = 0u64;
+    let mut pending = plan.units.into_iter().peekable();
+    let mut running_crc: Option<u64> = None;
+    let mut emitted_len = 0u64;
+    let mut held: Option<Bytes> = None;
+    loop {
+        while let Some(next) = pending.peek() {
+            let len = next.range.end - next.range.start;
+            let fits =
+                in_flight.is_empty() || (in_flight.len() < transfer.concurrency && in_flight_bytes + len <= budget);
+            if !fits {
+                break;
+            }
+            let unit = pending.next().expect("peeked");
+            let (store, key, prefix, total) = (store.clone(), key.to_string(), plan.prefix.clone(), plan.total);
+            in_flight_bytes += len;
+            in_flight
+                .push_back((len, tokio::spawn(async move { fetch_unit(&*store, &key, unit, prefix, total).await })));
+        }
+        let Some((len, next)) = in_flight.pop_front() else { break };
+        in_flight_bytes -= len;
+        let data = next.await.map_err(|e| Error::Storage(format!("download task failed: {e}")))??;
+        if let Some(whole) = plan.whole_crc {
+            let crc = integrity::crc64(&data);
+            running_crc = Some(match running_crc {
+                None => crc,
+                Some(acc) => integrity::combine(acc, crc, data.len() as u64),
+            });
+            // Hold one unit back: the last is written only after the whole
+            // object's CRC has been checked.
+            if let Some(previous) = held.replace(data) {
+                emitted_len += previous.len() as u64;
+                sink.write(previous).await?;
+            }
+            if pending.peek().is_none() && in_flight.is_empty() {
+                let got = running_crc.unwrap_or_else(|| integrity::crc64(b""));
+                if got != whole {
+                    return Err(Error::Integrity(format!(
+                        "{url}: whole-object checksum mismatch after {emitted_len} bytes"
+                    )));
+                }
+            }
+        } else {
+            sink.write(data).await?;
+        }
+    }
+    if let Some(last) = held.take() {
+        sink.write(last).await?;
+    }
+    Ok(())
+}
+
+/// Fetches one unit (using the probe's bytes where they cover it) and checks
+/// its length and CRC.
+async fn fetch_unit(store: &dyn Store, key: &str, unit: Unit, prefix: Bytes, total: Option<u64>) -> Result<Bytes> {
+    let Range { start, end } = unit.range.clone();
+    let have = prefix.len() as u64;
+    let data = if end <= have {
+        prefix.slice(start as usize..end as usize)
+    } else if start < have {
+        let rest = fetch(store, key, have..end, total).await?;
+        let mut buf = BytesMut::with_capacity((end - start) as usize);
+        buf.extend_from_slice(&prefix[start as usize..]);
+        buf.extend_from_slice(&rest.data);
+        buf.freeze()
+    } else if start == end {
+        Bytes::new()
+    } else {
+        fetch(store, key, start..end, total).await?.data
+    };
+    if let Some(crc) = unit.crc
+        && integrity::crc64(&data) != crc
+    {
+        return Err(Error::Integrity(format!(
+            "{}: bytes {start}..{end} do not match their stored checksum; nothing of them was written",
+            store.url(key)
+        )));
+    }
+    Ok(data)
+}
+
+/// Fetches `range` and checks that exactly its bytes came back and that the
+/// object has the size it had when the restore began.
+async fn fetch(store: &dyn Store, key: &str, range: Range<u64>, total: Option<u64>) -> Result<Fetched> {
     let fetched = store.get_range(key, range.clone()).await?;
+    let url = store.url(key);
     if let Some(expected) = total
         && fetched.total_size != expected
     {
         return Err(Error::Integrity(format!(
-            "{} changed size during the restore ({expected} then {} bytes)",
-            store.url(key),
+            "{url} changed size during the restore ({expected} then {} bytes)",
             fetched.total_size
         )));
     }
-    if range.end > fetched.total_size && !may_end_early {
+    if range.end > fetched.total_size {
         return Err(Error::Integrity(format!(
-            "{} has {} bytes; bytes {}..{} were asked for",
-            store.url(key),
-            fetched.total_size,
-            range.start,
-            range.end
+            "{url} has {} bytes; bytes {}..{} were asked for",
+            fetched.total_size, range.start, range.end
         )));
     }
-    let want = range.end.min(fetched.total_size) - range.start;
-    if fetched.data.len() as u64 != want {
-        return Err(Error::Integrity(format!(
-            "short read from {}: bytes {}..{} returned {} of {want} bytes",
-            store.url(key),
-            range.start,
-            range.end,
-            fetched.data.len()
-        )));
+    if fetched.data.len() as u64 != range.end - range.start {
+        return Err(short_read(&url, &range, fetched.data.len()));
     }
     Ok(fetched)
+}
+
+fn short_read(url: &str, range: &Range<u64>, got: usize) -> Error {
+    Error::Integrity(format!("short read from {url}: bytes {}..{} returned {got} bytes", range.start, range.end))
 }
 
 /// Joins ranges that touch (`a..b` then `b..c`) and drops empty ones, keeping
@@ -133,6 +268,11 @@ pub fn coalesce(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
         }
     }
     out
+}
+
+/// Cuts ranges into units of at most `chunk` bytes, without checksums.
+fn chunks(ranges: &[Range<u64>], chunk: u64) -> Vec<Unit> {
+    split(ranges, chunk).into_iter().map(|range| Unit { range, crc: None }).collect()
 }
 
 /// Cuts ranges into pieces of at most `chunk` bytes.
@@ -155,10 +295,7 @@ mod tests {
 
     #[test]
     fn coalesces_adjacent_ranges_only() {
-        assert_eq!(
-            coalesce(&[0..10, 10..20, 25..30, 30..31]),
-            vec![0..20, 25..31]
-        );
+        assert_eq!(coalesce(&[0..10, 10..20, 25..30, 30..31]), vec![0..20, 25..31]);
         assert_eq!(coalesce(&[0..0, 5..10, 0..0, 10..12]), vec![5..12]);
         // Out-of-order ranges keep their order (the output is a concatenation).
         assert_eq!(coalesce(&[20..30, 0..10, 10..20]), vec![20..30, 0..20]);
@@ -167,14 +304,8 @@ mod tests {
 
     #[test]
     fn splits_into_chunks() {
-        assert_eq!(
-            split(std::slice::from_ref(&(0..25)), 10),
-            vec![0..10, 10..20, 20..25]
-        );
+        assert_eq!(split(std::slice::from_ref(&(0..25)), 10), vec![0..10, 10..20, 20..25]);
         assert_eq!(split(&[3..10, 10..10, 12..13], 10), vec![3..10, 12..13]);
-        assert_eq!(
-            split(std::slice::from_ref(&(0..20)), 10),
-            vec![0..10, 10..20]
-        );
+        assert_eq!(split(std::slice::from_ref(&(0..20)), 10), vec![0..10, 10..20]);
     }
 }

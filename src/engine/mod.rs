@@ -3,6 +3,7 @@
 //! Written once for every store; the stores only move single parts and ranges.
 
 pub mod download;
+pub mod integrity;
 pub mod plan;
 pub mod sink;
 pub mod upload;

@@ -17,21 +17,28 @@ pub const MAX_PARTS: u32 = 10_000;
 /// 5 MiB start reaches 5 TiB within 10,000 parts.
 pub const PARTS_PER_STEP: u32 = 900;
 
+/// Lets the tests reach part-size steps with megabytes instead of gigabytes.
+const STEP_OVERRIDE_VAR: &str = "GPBACKUP_S3_PLUGIN_TEST_PARTS_PER_STEP";
+
 #[derive(Debug, Clone, Copy)]
 pub struct PartPlan {
     first: u64,
+    step: u32,
 }
 
 impl PartPlan {
     pub fn new(first_part_size: u64) -> PartPlan {
-        PartPlan {
-            first: first_part_size.min(MAX_PART_SIZE),
-        }
+        let step = std::env::var(STEP_OVERRIDE_VAR)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(PARTS_PER_STEP);
+        PartPlan { first: first_part_size.min(MAX_PART_SIZE), step }
     }
 
     /// Size of part `number` (1-based).
     pub fn size(&self, number: u32) -> u64 {
-        let doublings = (number.saturating_sub(1) / PARTS_PER_STEP).min(20);
+        let doublings = (number.saturating_sub(1) / self.step).min(20);
         self.first.saturating_mul(1 << doublings).min(MAX_PART_SIZE)
     }
 }

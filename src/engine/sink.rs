@@ -29,16 +29,7 @@ impl Sink {
             }
             out.flush()
         });
-        Sink {
-            tx: Some(tx),
-            thread: Some(thread),
-            name: name.to_string(),
-            written: 0,
-        }
-    }
-
-    pub fn written(&self) -> u64 {
-        self.written
+        Sink { tx: Some(tx), thread: Some(thread), name: name.to_string(), written: 0 }
     }
 
     /// Queues verified bytes for writing.
@@ -53,9 +44,10 @@ impl Sink {
         };
         if !sent {
             // The writer stopped: its error says why.
-            return Err(self.join().err().unwrap_or_else(|| {
-                Error::Local(format!("writing {}: writer stopped", self.name))
-            }));
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| Error::Local(format!("writing {}: writer stopped", self.name))));
         }
         self.written += len;
         Ok(())
@@ -74,10 +66,7 @@ impl Sink {
             Some(t) => match t.join() {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(Error::local(format!("writing {}", self.name), e)),
-                Err(_) => Err(Error::Local(format!(
-                    "writing {}: writer thread panicked",
-                    self.name
-                ))),
+                Err(_) => Err(Error::Local(format!("writing {}: writer thread panicked", self.name))),
             },
             None => Ok(()),
         }

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use super::integrity::{self, META_KEY, Manifest, PartSum, Record};
 use super::plan::{MAX_PARTS, PartPlan};
 use crate::config::Transfer;
 use crate::error::{Error, Result};
@@ -33,6 +34,7 @@ pub struct Source {
 
 struct Part {
     data: Bytes,
+    crc: u64,
     _budget: OwnedSemaphorePermit,
 }
 
@@ -42,6 +44,8 @@ struct Reader {
     budget: Arc<Semaphore>,
     budget_units: u32,
     total: u64,
+    /// Size and CRC of every part read so far, in order.
+    sums: Vec<PartSum>,
 }
 
 impl Reader {
@@ -56,65 +60,80 @@ impl Reader {
             .await
             .map_err(|_| Error::Local("upload buffer pool closed".to_string()))?;
         let mut source = self.source.take().expect("reader used after failure");
+        // The CRC is computed here, on the blocking thread, while earlier
+        // parts are on the wire.
         let (source, result) = tokio::task::spawn_blocking(move || {
             let mut buf = Vec::with_capacity(size as usize);
-            let result = (&mut source.reader)
-                .take(size)
-                .read_to_end(&mut buf)
-                .map(|_| buf);
+            let result = (&mut source.reader).take(size).read_to_end(&mut buf).map(|_| {
+                let crc = integrity::crc64(&buf);
+                (buf, crc)
+            });
             (source, result)
         })
         .await
         .map_err(|e| Error::Local(format!("reader thread failed: {e}")))?;
-        let buf = result.map_err(|e| Error::local(format!("reading {}", source.name), e))?;
+        let (buf, crc) = result.map_err(|e| Error::local(format!("reading {}", source.name), e))?;
         self.source = Some(source);
         self.total += buf.len() as u64;
-        Ok(Part {
-            data: Bytes::from(buf),
-            _budget: permit,
-        })
+        if !buf.is_empty() {
+            self.sums.push(PartSum { size: buf.len() as u64, crc });
+        }
+        Ok(Part { data: Bytes::from(buf), crc, _budget: permit })
     }
 }
 
 /// Uploads everything `source` yields to `key`; returns the byte count.
-pub async fn upload(
-    store: Arc<dyn Store>,
-    key: &str,
-    source: Source,
-    transfer: Transfer,
-) -> Result<u64> {
+pub async fn upload(store: Arc<dyn Store>, key: &str, source: Source, transfer: Transfer) -> Result<u64> {
     let plan = PartPlan::new(transfer.part_size);
     let budget_units = ((transfer.concurrency as u64 + 1) * transfer.part_size).div_ceil(UNIT);
-    let budget_units = budget_units.min(u64::from(
-        Semaphore::MAX_PERMITS.min(u32::MAX as usize) as u32
-    )) as u32;
+    let budget_units = budget_units.min(u64::from(u32::MAX)).min(Semaphore::MAX_PERMITS as u64) as u32;
     let mut reader = Reader {
         source: Some(source),
         plan,
         budget: Arc::new(Semaphore::new(budget_units as usize)),
         budget_units,
         total: 0,
+        sums: Vec::new(),
     };
 
     let first = reader.next(1).await?;
     if (first.data.len() as u64) < plan.size(1) {
-        store.put(key, first.data).await?;
-        return Ok(reader.total);
+        return put_single(&*store, key, first).await;
     }
     let second = reader.next(2).await?;
     if second.data.is_empty() {
-        store.put(key, first.data).await?;
-        return Ok(reader.total);
+        return put_single(&*store, key, first).await;
     }
 
-    let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key).await?);
-    match upload_parts(&upload, &mut reader, first, second, transfer.concurrency).await {
-        Ok(parts) => match upload.complete(parts).await {
-            Ok(()) => Ok(reader.total),
-            Err(e) => Err(abort_after(&*upload, e).await),
-        },
-        Err(e) => Err(abort_after(&*upload, e).await),
+    let metadata = vec![(META_KEY.to_string(), Record::manifest())];
+    let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata).await?);
+    let parts = match upload_parts(&upload, &mut reader, first, second, transfer.concurrency).await {
+        Ok(parts) => parts,
+        Err(e) => return Err(abort_after(&*upload, e).await),
+    };
+    // The manifest goes first: once the object is complete, its manifest
+    // must already be there for a restore to verify it.
+    let manifest_key = integrity::manifest_key(key);
+    let manifest = Manifest::new(std::mem::take(&mut reader.sums));
+    let stored = async {
+        store.put(&manifest_key, Bytes::from(manifest.to_text()), &Vec::new()).await?;
+        upload.complete(parts).await
+    };
+    match stored.await {
+        Ok(()) => Ok(reader.total),
+        Err(e) => {
+            let _ = store.delete_many(std::slice::from_ref(&manifest_key)).await;
+            Err(abort_after(&*upload, e).await)
+        }
     }
+}
+
+/// A stream that fits in one part: one request, its CRC in the metadata.
+async fn put_single(store: &dyn Store, key: &str, part: Part) -> Result<u64> {
+    let size = part.data.len() as u64;
+    let metadata = vec![(META_KEY.to_string(), Record::single(size, part.crc))];
+    store.put(key, part.data, &metadata).await?;
+    Ok(size)
 }
 
 async fn upload_parts(
@@ -128,13 +147,10 @@ async fn upload_parts(
     let mut tasks: JoinSet<Result<PartTag>> = JoinSet::new();
     let mut tags = Vec::new();
 
-    let spawn = |tasks: &mut JoinSet<Result<PartTag>>,
-                 number: u32,
-                 part: Part,
-                 slot: OwnedSemaphorePermit| {
+    let spawn = |tasks: &mut JoinSet<Result<PartTag>>, number: u32, part: Part, slot: OwnedSemaphorePermit| {
         let upload = upload.clone();
         tasks.spawn(async move {
-            let Part { data, _budget } = part;
+            let Part { data, _budget, .. } = part;
             let tag = upload.put_part(number, data).await;
             drop(slot);
             tag
@@ -184,9 +200,7 @@ async fn acquire(
             return Ok(permit);
         }
         match tasks.join_next().await {
-            Some(joined) => {
-                tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??)
-            }
+            Some(joined) => tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??),
             None => {
                 return slots
                     .clone()
@@ -208,9 +222,7 @@ fn reap(tasks: &mut JoinSet<Result<PartTag>>, tags: &mut Vec<PartTag>) -> Result
 /// Aborts the upload after `err`; the original error is what gets reported.
 async fn abort_after(upload: &dyn MultipartUpload, err: Error) -> Error {
     if let Err(abort_err) = upload.abort().await {
-        crate::log::warn(&format!(
-            "could not abort the failed multipart upload: {abort_err}"
-        ));
+        crate::log::warn(&format!("could not abort the failed multipart upload: {abort_err}"));
     }
     err
 }

@@ -41,11 +41,21 @@ pub struct PartTag {
     pub checksum: Option<String>,
 }
 
-/// Bytes of one object, and the object's total size.
+/// User metadata of an object (names without the `x-amz-meta-` prefix).
+pub type Metadata = Vec<(String, String)>;
+
+/// Bytes of one object, the object's total size, and its user metadata.
 #[derive(Debug)]
 pub struct Fetched {
     pub data: Bytes,
     pub total_size: u64,
+    pub metadata: Metadata,
+}
+
+impl Fetched {
+    pub fn meta(&self, name: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 #[async_trait]
@@ -54,28 +64,20 @@ pub trait Store: Send + Sync {
     fn url(&self, key: &str) -> String;
 
     /// Stores `data` at `key` in one request; visible only when complete.
-    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()>;
 
     /// Starts an upload in parts; nothing is visible at `key` until
     /// [`MultipartUpload::complete`].
-    async fn start_multipart(&self, key: &str) -> Result<Box<dyn MultipartUpload>>;
+    async fn start_multipart(&self, key: &str, metadata: &Metadata) -> Result<Box<dyn MultipartUpload>>;
 
     /// Reads `range` of the object (clipped to its end), returning the bytes
     /// and the object's total size. A range starting at 0 of an empty object
     /// returns no bytes. `Error::NotFound` when there is no object.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched>;
 
-    /// The object's size, or `None` when there is no object at `key`.
-    async fn head(&self, key: &str) -> Result<Option<u64>>;
-
     /// One page (at most `limit` objects, or the service's page size) of
     /// the objects whose keys start with `prefix`, in key order.
-    async fn list_page(
-        &self,
-        prefix: &str,
-        next: Option<String>,
-        limit: Option<usize>,
-    ) -> Result<ListPage>;
+    async fn list_page(&self, prefix: &str, next: Option<String>, limit: Option<usize>) -> Result<ListPage>;
 
     /// Deletes up to [`DELETE_BATCH`] keys; deleting a missing key succeeds.
     async fn delete_many(&self, keys: &[String]) -> Result<()>;

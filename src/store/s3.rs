@@ -8,6 +8,7 @@
 //! is the slowest part of start-up), and nothing is requested before the
 //! command needs it.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -17,15 +18,12 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
-    Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
-    timeout::TimeoutConfig,
+    Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig, timeout::TimeoutConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{SharedHttpConnector, http_client_fn};
@@ -35,7 +33,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::{Bytes, BytesMut};
 
-use super::{Fetched, ListPage, MultipartUpload, ObjectMeta, PartTag, Store};
+use super::{Fetched, ListPage, Metadata, MultipartUpload, ObjectMeta, PartTag, Store};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -59,10 +57,7 @@ impl S3Store {
             .http_client(http_client(config)?)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .read_timeout(READ_TIMEOUT)
-                    .build(),
+                TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build(),
             )
             // We choose the checksum per request (CRC32C, cheap on this
             // hardware) instead of the SDK default (CRC32 on everything).
@@ -74,9 +69,7 @@ impl S3Store {
             builder = builder.endpoint_url(endpoint).force_path_style(true);
         }
         if config.remove_duplicate_bucket {
-            builder = builder.interceptor(StripBucketFromPath {
-                bucket: config.bucket.clone(),
-            });
+            builder = builder.interceptor(StripBucketFromPath { bucket: config.bucket.clone() });
         }
         let credentials = match &config.keys {
             Some(keys) => SharedCredentialsProvider::new(Credentials::new(
@@ -94,10 +87,7 @@ impl S3Store {
             ),
         };
         builder = builder.credentials_provider(credentials);
-        Ok(S3Store {
-            client: Client::from_conf(builder.build()),
-            bucket: config.bucket.clone(),
-        })
+        Ok(S3Store { client: Client::from_conf(builder.build()), bucket: config.bucket.clone() })
     }
 }
 
@@ -110,26 +100,18 @@ fn http_client(config: &Config) -> Result<aws_smithy_runtime_api::client::http::
             .map_err(|e| Error::Config(format!("http_proxy is not a valid proxy URL: {e}")))?,
         None => ProxyConfig::from_env(),
     };
-    let plain_http = config
-        .endpoint
-        .as_deref()
-        .is_some_and(|e| e.starts_with("http://"));
-    Ok(http_client_fn(
-        move |settings, components: &RuntimeComponents| {
-            let mut builder =
-                aws_smithy_http_client::Connector::builder().proxy_config(proxy.clone());
-            builder.set_connector_settings(Some(settings.clone()));
-            builder.set_sleep_impl(components.sleep_impl());
-            let connector = if plain_http {
-                builder.build_http()
-            } else {
-                builder
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                    .build()
-            };
-            SharedHttpConnector::new(connector)
-        },
-    ))
+    let plain_http = config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    Ok(http_client_fn(move |settings, components: &RuntimeComponents| {
+        let mut builder = aws_smithy_http_client::Connector::builder().proxy_config(proxy.clone());
+        builder.set_connector_settings(Some(settings.clone()));
+        builder.set_sleep_impl(components.sleep_impl());
+        let connector = if plain_http {
+            builder.build_http()
+        } else {
+            builder.tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).build()
+        };
+        SharedHttpConnector::new(connector)
+    }))
 }
 
 /// `remove_duplicate_bucket: true`: the endpoint's host already selects the
@@ -165,11 +147,7 @@ fn strip_bucket(uri: &str, bucket: &str) -> Option<String> {
     let path_start = scheme_end + uri[scheme_end..].find('/')?;
     let rest = uri[path_start + 1..].strip_prefix(bucket)?;
     if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
-        let rest = if rest.starts_with('/') {
-            rest.to_string()
-        } else {
-            format!("/{rest}")
-        };
+        let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
         Some(format!("{}{}", &uri[..path_start], rest))
     } else {
         None
@@ -189,19 +167,11 @@ where
         (Some(code), None) => code.to_string(),
         _ => error_chain(err),
     };
-    let request_id = err
-        .request_id()
-        .map(|id| format!(", request id {id}"))
-        .unwrap_or_default();
-    format!(
-        "{action} {url} failed: {}{request_id}",
-        detail.replace('\n', " ")
-    )
+    let request_id = err.request_id().map(|id| format!(", request id {id}")).unwrap_or_default();
+    format!("{action} {url} failed: {}{request_id}", detail.replace('\n', " "))
 }
 
-fn http_status<E>(
-    err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
-) -> Option<u16> {
+fn http_status<E>(err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
 
@@ -230,11 +200,12 @@ impl Store for S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_metadata(to_map(metadata))
             .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .body(ByteStream::from(data))
             .customize()
@@ -245,21 +216,19 @@ impl Store for S3Store {
         Ok(())
     }
 
-    async fn start_multipart(&self, key: &str) -> Result<Box<dyn MultipartUpload>> {
+    async fn start_multipart(&self, key: &str, metadata: &Metadata) -> Result<Box<dyn MultipartUpload>> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
+            .set_metadata(to_map(metadata))
             .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .send()
             .await
             .map_err(|e| storage_error("start multipart upload to", &self.url(key), e))?;
         let upload_id = out.upload_id().ok_or_else(|| {
-            Error::Storage(format!(
-                "start multipart upload to {}: the server returned no upload id",
-                self.url(key)
-            ))
+            Error::Storage(format!("start multipart upload to {}: the server returned no upload id", self.url(key)))
         })?;
         Ok(Box::new(S3Multipart {
             client: self.client.clone(),
@@ -271,10 +240,7 @@ impl Store for S3Store {
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched> {
         if range.is_empty() {
-            return Err(Error::Storage(format!(
-                "empty range requested from {}",
-                self.url(key)
-            )));
+            return Err(Error::Storage(format!("empty range requested from {}", self.url(key))));
         }
         let result = self
             .client
@@ -288,11 +254,8 @@ impl Store for S3Store {
             Ok(out) => out,
             // A range starting at 0 is unsatisfiable only on an empty object.
             Err(e) if range.start == 0 && http_status(&e) == Some(416) => {
-                return match self.head(key).await? {
-                    Some(0) => Ok(Fetched {
-                        data: Bytes::new(),
-                        total_size: 0,
-                    }),
+                return match self.head_object(key).await? {
+                    Some((0, metadata)) => Ok(Fetched { data: Bytes::new(), total_size: 0, metadata }),
                     _ => Err(storage_error("download", &self.url(key), e)),
                 };
             }
@@ -300,15 +263,13 @@ impl Store for S3Store {
         };
         let total_size = match out.content_range() {
             Some(cr) => parse_content_range_total(cr).ok_or_else(|| {
-                Error::Storage(format!(
-                    "download {}: unparsable Content-Range {cr:?}",
-                    self.url(key)
-                ))
+                Error::Storage(format!("download {}: unparsable Content-Range {cr:?}", self.url(key)))
             })?,
             // A server that ignores Range sends the whole object.
             None => out.content_length().unwrap_or(0).max(0) as u64,
         };
         let whole = out.content_range().is_none();
+        let metadata = from_map(out.metadata());
         // Read straight into one buffer of the announced size: collecting
         // the body and then joining it would hold every range twice.
         let expected = out.content_length().unwrap_or(0).max(0) as usize;
@@ -333,30 +294,10 @@ impl Store for S3Store {
             let start = (range.start as usize).min(end);
             data = data.slice(start..end);
         }
-        Ok(Fetched { data, total_size })
+        Ok(Fetched { data, total_size, metadata })
     }
 
-    async fn head(&self, key: &str) -> Result<Option<u64>> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
-            Err(e) if http_status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(storage_error("look up", &self.url(key), e)),
-        }
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &str,
-        next: Option<String>,
-        limit: Option<usize>,
-    ) -> Result<ListPage> {
+    async fn list_page(&self, prefix: &str, next: Option<String>, limit: Option<usize>) -> Result<ListPage> {
         let out = self
             .client
             .list_objects_v2()
@@ -370,24 +311,12 @@ impl Store for S3Store {
         let objects = out
             .contents()
             .iter()
-            .filter_map(|o| {
-                Some(ObjectMeta {
-                    key: o.key()?.to_string(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                })
-            })
+            .filter_map(|o| Some(ObjectMeta { key: o.key()?.to_string(), size: o.size().unwrap_or(0).max(0) as u64 }))
             .collect();
         let next = if out.is_truncated() == Some(true) {
-            Some(
-                out.next_continuation_token()
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        Error::Storage(format!(
-                            "list {}: truncated listing without a continuation token",
-                            self.url(prefix)
-                        ))
-                    })?,
-            )
+            Some(out.next_continuation_token().map(str::to_string).ok_or_else(|| {
+                Error::Storage(format!("list {}: truncated listing without a continuation token", self.url(prefix)))
+            })?)
         } else {
             None
         };
@@ -430,6 +359,24 @@ impl Store for S3Store {
         }
         Ok(())
     }
+}
+
+impl S3Store {
+    async fn head_object(&self, key: &str) -> Result<Option<(u64, Metadata)>> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => Ok(Some((out.content_length().unwrap_or(0).max(0) as u64, from_map(out.metadata())))),
+            Err(e) if http_status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(storage_error("look up", &self.url(key), e)),
+        }
+    }
+}
+
+fn to_map(metadata: &Metadata) -> Option<HashMap<String, String>> {
+    (!metadata.is_empty()).then(|| metadata.iter().cloned().collect())
+}
+
+fn from_map(map: Option<&HashMap<String, String>>) -> Metadata {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
 }
 
 /// `a: b: c` from an error and its sources, without the Debug dumps that
@@ -506,11 +453,7 @@ impl MultipartUpload for S3Multipart {
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
             .send()
             .await
             .map_err(|e| storage_error("complete multipart upload to", &self.url(), e))?;
@@ -540,14 +483,8 @@ mod tests {
             strip_bucket("https://h:9000/b1/k/x?partNumber=1", "b1").as_deref(),
             Some("https://h:9000/k/x?partNumber=1")
         );
-        assert_eq!(
-            strip_bucket("https://h/b1?list-type=2", "b1").as_deref(),
-            Some("https://h/?list-type=2")
-        );
-        assert_eq!(
-            strip_bucket("https://h/b1", "b1").as_deref(),
-            Some("https://h/")
-        );
+        assert_eq!(strip_bucket("https://h/b1?list-type=2", "b1").as_deref(), Some("https://h/?list-type=2"));
+        assert_eq!(strip_bucket("https://h/b1", "b1").as_deref(), Some("https://h/"));
         assert_eq!(strip_bucket("https://h/b10/k", "b1"), None);
         assert_eq!(strip_bucket("https://h/other/k", "b1"), None);
     }

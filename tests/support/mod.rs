@@ -46,11 +46,7 @@ impl Drop for Server {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn find_binary(name: &str) -> PathBuf {
@@ -64,10 +60,7 @@ fn find_binary(name: &str) -> PathBuf {
     }
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
     let path = home.join(".cargo/bin").join(name);
-    assert!(
-        path.is_file(),
-        "{name} not found on PATH or in ~/.cargo/bin; run `make test` (it installs it)"
-    );
+    assert!(path.is_file(), "{name} not found on PATH or in ~/.cargo/bin; run `make test` (it installs it)");
     path
 }
 
@@ -87,17 +80,14 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .unwrap();
+    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf)).unwrap();
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Server {
     pub fn start() -> Server {
         if let Ok(endpoint) = std::env::var("S3_TEST_ENDPOINT") {
-            let var =
-                |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("S3_TEST_ENDPOINT needs {k}"));
+            let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("S3_TEST_ENDPOINT needs {k}"));
             return Server {
                 endpoint,
                 access_key: var("S3_TEST_ACCESS_KEY"),
@@ -117,10 +107,7 @@ impl Server {
     }
 
     fn start_s3s_fs() -> Server {
-        let root = tempfile::Builder::new()
-            .prefix("s3s-fs-")
-            .tempdir()
-            .unwrap();
+        let root = tempfile::Builder::new().prefix("s3s-fs-").tempdir().unwrap();
         let bucket = "gpbackup-test".to_string();
         std::fs::create_dir(root.path().join(&bucket)).unwrap();
         let access_key = format!("AKIA{}", random_hex(6).to_uppercase());
@@ -130,14 +117,7 @@ impl Server {
             let port = free_port();
             let mut child = Command::new(find_binary("s3s-fs"))
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args([
-                    "--access-key",
-                    &access_key,
-                    "--secret-key",
-                    &secret_key,
-                    "--domain",
-                    "localhost",
-                ])
+                .args(["--access-key", &access_key, "--secret-key", &secret_key, "--domain", "localhost"])
                 .arg(root.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -174,10 +154,7 @@ impl Server {
     }
 
     fn start_garage() -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("garage-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("garage-").tempdir().unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let config = format!(
             r#"metadata_dir = "{d}/meta"
@@ -247,9 +224,7 @@ admin_token = "{token}"
 
     /// Where s3s-fs keeps the object's bytes; `None` on other servers.
     pub fn object_file(&self, key: &str) -> Option<PathBuf> {
-        self.root
-            .as_ref()
-            .map(|r| r.path().join(&self.bucket).join(key))
+        self.root.as_ref().map(|r| r.path().join(&self.bucket).join(key))
     }
 
     pub fn has_disk(&self) -> bool {
@@ -269,12 +244,7 @@ static FOLDER_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A folder unique to this test run, so tests can share an external bucket.
 pub fn unique_folder(name: &str) -> String {
-    format!(
-        "test-{}-{}-{}/{name}",
-        std::process::id(),
-        FOLDER_SEQ.fetch_add(1, Ordering::Relaxed),
-        random_hex(3)
-    )
+    format!("test-{}-{}-{}/{name}", std::process::id(), FOLDER_SEQ.fetch_add(1, Ordering::Relaxed), random_hex(3))
 }
 
 impl Cluster {
@@ -286,18 +256,12 @@ impl Cluster {
     }
 
     pub fn with_folder(server: &Server, folder: &str, extra: &[(&str, &str)]) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("gpcluster-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("gpcluster-").tempdir().unwrap();
         let home = dir.path().join("home");
         std::fs::create_dir(&home).unwrap();
         let mut options = vec![
             ("aws_access_key_id".to_string(), server.access_key.clone()),
-            (
-                "aws_secret_access_key".to_string(),
-                server.secret_key.clone(),
-            ),
+            ("aws_secret_access_key".to_string(), server.secret_key.clone()),
             ("backup_plugin_version".to_string(), String::new()),
             ("bucket".to_string(), server.bucket.clone()),
             ("encryption".to_string(), "off".to_string()),
@@ -319,24 +283,13 @@ impl Cluster {
         }
         let config = dir.path().join("gpbackup_plugin_config.yaml");
         std::fs::write(&config, text).unwrap();
-        Cluster {
-            config,
-            folder: crate::support::normalise(folder),
-            home,
-            dir,
-        }
+        Cluster { config, folder: crate::support::normalise(folder), home, dir }
     }
 
     /// `<root>/<name>/backups/<YYYYMMDD>/<TS>`, created, like a segment's
     /// backup directory.
     pub fn backup_dir(&self, segment: &str, ts: &str) -> PathBuf {
-        let dir = self
-            .dir
-            .path()
-            .join(segment)
-            .join("backups")
-            .join(&ts[..8])
-            .join(ts);
+        let dir = self.dir.path().join(segment).join("backups").join(&ts[..8]).join(ts);
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -366,11 +319,7 @@ impl Cluster {
 }
 
 pub fn normalise(folder: &str) -> String {
-    folder
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("/")
+    folder.split('/').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/")
 }
 
 /// Runs the plugin binary with exactly `args`, HOME set to `home`.
@@ -430,19 +379,8 @@ pub fn assert_ok(out: &Output) {
 #[track_caller]
 pub fn assert_fails_with(out: &Output, needle: &str) {
     let err = stderr(out);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success; stdout {} bytes",
-        out.stdout.len()
-    );
-    assert_eq!(
-        err.lines().count(),
-        1,
-        "expected one stderr line, got: {err}"
-    );
-    assert!(
-        err.contains(needle),
-        "stderr does not mention {needle:?}: {err}"
-    );
+    assert!(!out.status.success(), "expected failure, got success; stdout {} bytes", out.stdout.len());
+    assert_eq!(err.lines().count(), 1, "expected one stderr line, got: {err}");
+    assert!(err.contains(needle), "stderr does not mention {needle:?}: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
 }
