@@ -55,7 +55,9 @@ fn growing_parts_round_trip_at_every_boundary() {
         assert_ok(&out);
         assert!(out.stdout == payload, "{len} bytes: got {} back", out.stdout.len());
     }
-    assert!(pending_uploads(&root_of(&server)).is_empty());
+    if server.has_disk() {
+        assert!(pending_uploads(&root_of(&server)).is_empty());
+    }
 }
 
 fn run_with_env(args: &[String], stdin: &[u8], home: &Path, env: &[(&str, &str)]) -> std::process::Output {

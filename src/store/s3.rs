@@ -206,7 +206,7 @@ impl Store for S3Store {
             .bucket(&self.bucket)
             .key(key)
             .set_metadata(to_map(metadata))
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .checksum_crc32_c(crc32c_header(&data))
             .body(ByteStream::from(data))
             .customize()
             .disable_payload_signing()
@@ -379,6 +379,14 @@ fn from_map(map: Option<&HashMap<String, String>>) -> Metadata {
     map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
 }
 
+/// The request's CRC32C, which the service verifies before storing the
+/// bytes. Sent as a plain header computed here: some servers (Garage) refuse
+/// the SDK's trailing-checksum encoding on unsigned payloads.
+fn crc32c_header(data: &[u8]) -> String {
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32;
+    aws_smithy_types::base64::encode(crc.to_be_bytes())
+}
+
 /// `a: b: c` from an error and its sources, without the Debug dumps that
 /// `DisplayErrorContext` appends.
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -422,7 +430,7 @@ impl MultipartUpload for S3Multipart {
             .key(&self.key)
             .upload_id(&self.upload_id)
             .part_number(number as i32)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .checksum_crc32_c(crc32c_header(&data))
             .body(ByteStream::from(data))
             .customize()
             .disable_payload_signing()
@@ -487,6 +495,12 @@ mod tests {
         assert_eq!(strip_bucket("https://h/b1", "b1").as_deref(), Some("https://h/"));
         assert_eq!(strip_bucket("https://h/b10/k", "b1"), None);
         assert_eq!(strip_bucket("https://h/other/k", "b1"), None);
+    }
+
+    #[test]
+    fn crc32c_header_matches_s3s_examples() {
+        // CRC32C("hello world") = 0xc99465aa, as S3 documents it: yZRlqg==
+        assert_eq!(crc32c_header(b"hello world"), "yZRlqg==");
     }
 
     #[test]
