@@ -32,12 +32,7 @@ fn main() -> ExitCode {
             print!("{text}");
             Ok(())
         }
-        Ok(cli::Invocation::Run(command)) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| error::Error::local("cannot start the async runtime", e))
-            .and_then(|runtime| runtime.block_on(commands::run(command))),
+        Ok(cli::Invocation::Run(command)) => commands::run(command),
         Err(e) => Err(e),
     };
     match outcome {

@@ -43,8 +43,23 @@ pub fn load_config(path: &Path) -> Result<Config> {
     Ok(config)
 }
 
-/// Runs one command to completion.
-pub async fn run(command: Command) -> Result<()> {
+/// Runs one command to completion. Commands that need no I/O beyond stdout
+/// run without starting the async runtime (gpbackup asks every segment for
+/// the API version at each start).
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::PluginApiVersion { .. } => version::plugin_api_version(),
+        Command::CleanupPluginForBackup(args) | Command::CleanupPluginForRestore(args) => hooks::cleanup(&args),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| crate::error::Error::local("cannot start the async runtime", e))?
+            .block_on(run_async(command)),
+    }
+}
+
+async fn run_async(command: Command) -> Result<()> {
     match command {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
         Command::SetupPluginForBackup(args) => hooks::setup_for_backup(&args).await,
