@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::size::{MIB, parse_size};
@@ -23,6 +24,12 @@ pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
 /// per segment: small parts, a handful in flight (about 48 MiB of buffers).
 pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
 pub const DEFAULT_CONCURRENCY: usize = 6;
+/// A request is tried this often (throttling and resets come in bursts)...
+pub const DEFAULT_RETRY_ATTEMPTS: u32 = 10;
+/// ...but no retry starts later than this into a command, so a dead service
+/// fails a backup in bounded time instead of holding a database session.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(600);
+
 /// More parallel requests than this per process only adds contention.
 pub const MAX_CONCURRENCY: usize = 64;
 
@@ -61,6 +68,8 @@ const KNOWN_KEYS: &[&str] = &[
     "restore_multipart_chunksize",
     "restore_max_concurrent_requests",
     "remove_duplicate_bucket",
+    "retry_max_attempts",
+    "retry_time_budget",
 ];
 
 /// Static credentials from the config file. `Debug` never shows the secret.
@@ -107,6 +116,10 @@ pub struct Config {
     pub restore: Transfer,
     /// Send requests to `<endpoint>/<key>`: the endpoint itself selects the bucket.
     pub remove_duplicate_bucket: bool,
+    /// Attempts per request, the first included (`retry_max_attempts`).
+    pub retry_max_attempts: u32,
+    /// No retry starts after this much time into a command (`retry_time_budget`).
+    pub retry_time_budget: Duration,
     /// The option values that must never appear in logs, errors or uploads.
     pub secrets: Secrets,
 }
@@ -294,6 +307,24 @@ impl Config {
             problems.push("http_proxy must be a URL starting with http:// or https://".to_string());
         }
 
+        let retry_max_attempts = match opt("retry_max_attempts") {
+            None => DEFAULT_RETRY_ATTEMPTS,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => {
+                    problems.push("retry_max_attempts must be a whole number from 1 to 100".to_string());
+                    DEFAULT_RETRY_ATTEMPTS
+                }
+            },
+        };
+        let retry_time_budget = match opt("retry_time_budget") {
+            None => DEFAULT_RETRY_BUDGET,
+            Some(v) => parse_duration(v).unwrap_or_else(|why| {
+                problems.push(format!("retry_time_budget: {why}"));
+                DEFAULT_RETRY_BUDGET
+            }),
+        };
+
         let secrets = Secrets(
             options
                 .iter()
@@ -317,6 +348,8 @@ impl Config {
             backup,
             restore,
             remove_duplicate_bucket,
+            retry_max_attempts,
+            retry_time_budget,
             secrets,
         })
     }
@@ -343,6 +376,25 @@ fn one_line(s: &str) -> String {
 /// and deletes, so a trailing slash can never make `delete_backup` miss.
 pub fn normalise_folder(folder: &str) -> String {
     folder.split('/').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/")
+}
+
+/// `90`, `90s`, `500ms`, `5m`, `1h`: a duration; bare numbers are seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| "expected a duration such as 30s, 5m or 1h".to_string())?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" | "sec" | "secs" => Duration::from_secs(n),
+        "m" | "min" | "mins" => Duration::from_secs(n.saturating_mul(60)),
+        "h" | "hour" | "hours" => Duration::from_secs(n.saturating_mul(3600)),
+        other => return Err(format!("unrecognised duration unit {other:?} (use ms, s, m or h)")),
+    };
+    if d.is_zero() {
+        return Err("must be longer than zero".to_string());
+    }
+    Ok(d)
 }
 
 fn part_size(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec<String>) -> u64 {
@@ -499,6 +551,25 @@ options:
         assert!(err(&with("5GB1")).contains("restore_multipart_chunksize"));
         assert!(err(&with("6GB")).contains("between 5MB and 5GB"));
         assert!(err(&with("4MB")).contains("between 5MB and 5GB"));
+    }
+
+    #[test]
+    fn durations_and_retries() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "0", "5x", "m", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!((c.retry_max_attempts, c.retry_time_budget), (DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BUDGET));
+        let text = MINIMAL.to_string() + "  retry_max_attempts: 3\n  retry_time_budget: 2m\n";
+        let c = Config::parse(&text).unwrap();
+        assert_eq!((c.retry_max_attempts, c.retry_time_budget), (3, Duration::from_secs(120)));
+        let text = MINIMAL.to_string() + "  retry_max_attempts: 0\n  retry_time_budget: soon\n";
+        let m = err(&text);
+        assert!(m.contains("retry_max_attempts") && m.contains("retry_time_budget"), "{m}");
     }
 
     #[test]

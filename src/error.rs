@@ -23,6 +23,11 @@ pub enum Error {
     /// The storage service refused or failed a request.
     #[error("{0}")]
     Storage(String),
+    /// A failure that may pass if the request is sent again: throttling
+    /// (503 SlowDown, 429), other 5xx, a refused or broken connection, a
+    /// timeout, a response cut short. Retried by [`crate::store::retry`].
+    #[error("{0}")]
+    Transient(String),
     /// The data read back is not what was stored.
     #[error("{0}")]
     Integrity(String),

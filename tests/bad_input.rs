@@ -179,9 +179,17 @@ fn unreachable_endpoint_fails_in_bounded_time() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cfg.yaml");
     let endpoint = format!("http://127.0.0.1:{}", free_port());
-    std::fs::write(&cfg, with(&[]).replace("http://127.0.0.1:1", &endpoint)).unwrap();
+    // Refused connections are retried (an outage may pass), within the
+    // configured attempts and time budget, and the log says so.
+    let text =
+        with(&[("retry_max_attempts", "3"), ("retry_time_budget", "20s")]).replace("http://127.0.0.1:1", &endpoint);
+    std::fs::write(&cfg, text).unwrap();
     let started = std::time::Instant::now();
     let out = run_plugin(&["restore_data".into(), cfg.display().to_string(), format!("{DIR}/f")], b"", dir.path());
     assert_rejected(&out, "s3://b1/f1/backups/20240315/20240315123045/f");
-    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_fails_with(&out, "gave up after 3 attempts");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let log = std::fs::read_dir(dir.path().join("gpAdminLogs")).unwrap().flatten().next().unwrap().path();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert_eq!(log.matches("failed, retrying in").count(), 2, "{log}");
 }

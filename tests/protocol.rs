@@ -284,7 +284,11 @@ fn setup_probe_leaves_nothing_and_segment_scopes_need_no_network() {
     assert!(listing.stdout.is_empty(), "setup left objects: {}", String::from_utf8_lossy(&listing.stdout));
 
     // Segment scopes never call the server: they pass with it gone, many at once.
-    let dead = Cluster::with_folder(&server, "x", &[("endpoint", &format!("http://127.0.0.1:{}", free_port()))]);
+    let dead = Cluster::with_folder(
+        &server,
+        "x",
+        &[("endpoint", &format!("http://127.0.0.1:{}", free_port())), ("retry_max_attempts", "2")],
+    );
     let seg = dead.backup_dir("gpseg0", TS).display().to_string();
     let runs: Vec<_> = (0..8)
         .map(|i| {

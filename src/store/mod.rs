@@ -17,6 +17,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::error::Result;
 
+pub mod retry;
 pub mod s3;
 
 /// An object as a listing shows it.
@@ -98,7 +99,12 @@ pub trait MultipartUpload: Send + Sync {
 
 /// The store the config selects.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(s3::S3Store::new(config).await?))
+    let policy = retry::RetryPolicy {
+        max_attempts: config.retry_max_attempts,
+        budget: config.retry_time_budget,
+        ..retry::RetryPolicy::default()
+    };
+    Ok(Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy)))
 }
 
 /// Deletes every object under `prefix`, a listing page at a time so memory

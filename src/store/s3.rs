@@ -42,7 +42,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the first byte of a response (covers a slow server
 /// storing a 5 GiB part) before the attempt is abandoned and retried.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
-const MAX_ATTEMPTS: u32 = 5;
 
 pub struct S3Store {
     client: Client,
@@ -55,7 +54,9 @@ impl S3Store {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
             .http_client(http_client(config)?)
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            // Retries happen one level up (store::retry), for every request
+            // alike, with the data still held and each attempt logged.
+            .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build(),
             )
@@ -188,8 +189,16 @@ where
     if let Some(s) = status {
         msg.push_str(&format!(" (HTTP {s})"));
     }
+    let transient = match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        _ => {
+            matches!(status, Some(429 | 500..=599))
+                || matches!(err.code(), Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"))
+        }
+    };
     match (err.code(), status) {
         (Some("NoSuchKey") | Some("NotFound"), _) | (None, Some(404)) => Error::NotFound(msg),
+        _ if transient => Error::Transient(msg),
         _ => Error::Storage(msg),
     }
 }
@@ -280,13 +289,21 @@ impl Store for S3Store {
                 Ok(Some(piece)) => buf.extend_from_slice(&piece),
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(Error::Storage(format!(
-                        "download {}: reading the response failed: {}",
+                    return Err(Error::Transient(format!(
+                        "download {}: the response broke off after {} bytes: {}",
                         self.url(key),
+                        buf.len(),
                         error_chain(&e)
                     )));
                 }
             }
+        }
+        if buf.len() != expected {
+            return Err(Error::Transient(format!(
+                "download {}: the response ended after {} of {expected} bytes",
+                self.url(key),
+                buf.len()
+            )));
         }
         let mut data = buf.freeze();
         if whole {

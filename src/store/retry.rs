@@ -1,0 +1,218 @@
+//! Retries, for every store and every request alike.
+//!
+//! A backup must survive what a busy object store does all day: throttling
+//! (503 SlowDown, 429), other 5xx, connections reset mid-body, responses cut
+//! short, timeouts. Each request that fails with [`Error::Transient`] is sent
+//! again, with the same bytes (the engine still holds the part or knows the
+//! range), after an exponential backoff with full jitter, until it succeeds,
+//! the attempts run out, or the time budget of the whole command is spent.
+//! Only that one request is repeated, never the stream. Every retry is
+//! logged to the plugin's log file (never to stderr, which gpbackup_helper
+//! treats as failure).
+
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{Fetched, ListPage, Metadata, MultipartUpload, PartTag, Store};
+use crate::error::{Error, Result};
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// No retry starts after this much time since the command began.
+    pub budget: Duration,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            budget: Duration::from_secs(600),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+struct Shared {
+    policy: RetryPolicy,
+    started: Instant,
+    seed: AtomicU64,
+}
+
+impl Shared {
+    /// Full jitter: a uniform delay up to the exponential cap, so the many
+    /// plugin processes of a cluster do not retry in lockstep.
+    fn delay(&self, attempt: u32) -> Duration {
+        let cap = self.policy.base_delay.saturating_mul(1 << attempt.min(16)).min(self.policy.max_delay);
+        // xorshift64: enough randomness for jitter without another crate.
+        let mut x = self.seed.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed.store(x, Ordering::Relaxed);
+        Duration::from_nanos(x % (cap.as_nanos() as u64).max(1))
+    }
+
+    async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Err(Error::Transient(msg)) => {
+                    let delay = self.delay(attempt);
+                    let out_of_time = self.started.elapsed() + delay > self.policy.budget;
+                    if attempt >= self.policy.max_attempts || out_of_time {
+                        let why = if out_of_time { "retry time budget spent" } else { "attempts exhausted" };
+                        return Err(Error::Storage(format!("{msg} (gave up after {attempt} attempts: {why})")));
+                    }
+                    crate::log::warn(&format!(
+                        "{what}: attempt {attempt} of {} failed, retrying in {} ms: {msg}",
+                        self.policy.max_attempts,
+                        delay.as_millis()
+                    ));
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Wraps a store so that every request is retried per `policy`.
+pub struct Retrying {
+    inner: Arc<dyn Store>,
+    shared: Arc<Shared>,
+}
+
+impl Retrying {
+    pub fn new(inner: Arc<dyn Store>, policy: RetryPolicy) -> Retrying {
+        let seed = (std::process::id() as u64) << 32
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+            | 1;
+        Retrying { inner, shared: Arc::new(Shared { policy, started: Instant::now(), seed: AtomicU64::new(seed) }) }
+    }
+}
+
+#[async_trait]
+impl Store for Retrying {
+    fn url(&self, key: &str) -> String {
+        self.inner.url(key)
+    }
+
+    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()> {
+        let what = format!("upload to {}", self.url(key));
+        self.shared.run(&what, || self.inner.put(key, data.clone(), metadata)).await
+    }
+
+    async fn start_multipart(&self, key: &str, metadata: &Metadata) -> Result<Box<dyn MultipartUpload>> {
+        let what = format!("start multipart upload to {}", self.url(key));
+        let upload = self.shared.run(&what, || self.inner.start_multipart(key, metadata)).await?;
+        Ok(Box::new(RetryingUpload { inner: upload, shared: self.shared.clone(), url: self.url(key) }))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched> {
+        let what = format!("download bytes {}..{} of {}", range.start, range.end, self.url(key));
+        self.shared.run(&what, || self.inner.get_range(key, range.clone())).await
+    }
+
+    async fn list_page(&self, prefix: &str, next: Option<String>, limit: Option<usize>) -> Result<ListPage> {
+        let what = format!("list {}", self.url(prefix));
+        self.shared.run(&what, || self.inner.list_page(prefix, next.clone(), limit)).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let what = format!("delete {} objects", keys.len());
+        self.shared.run(&what, || self.inner.delete_many(keys)).await
+    }
+}
+
+struct RetryingUpload {
+    inner: Box<dyn MultipartUpload>,
+    shared: Arc<Shared>,
+    url: String,
+}
+
+#[async_trait]
+impl MultipartUpload for RetryingUpload {
+    async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag> {
+        let what = format!("upload part {number} of {}", self.url);
+        self.shared.run(&what, || self.inner.put_part(number, data.clone())).await
+    }
+
+    async fn complete(&self, parts: Vec<PartTag>) -> Result<()> {
+        let what = format!("complete the upload of {}", self.url);
+        self.shared.run(&what, || self.inner.complete(parts.clone())).await
+    }
+
+    async fn abort(&self) -> Result<()> {
+        let what = format!("abort the upload of {}", self.url);
+        self.shared.run(&what, || self.inner.abort()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_jittered_and_capped() {
+        let shared = Shared { policy: RetryPolicy::default(), started: Instant::now(), seed: AtomicU64::new(12345) };
+        let delays: Vec<Duration> = (1..=20).map(|a| shared.delay(a)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(20)));
+        assert!(delays[0] <= Duration::from_millis(200));
+        let distinct: std::collections::HashSet<_> = delays.iter().collect();
+        assert!(distinct.len() > 10, "no jitter: {delays:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn transient_errors_are_retried_until_the_attempts_run_out() {
+        let policy = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(1), ..RetryPolicy::default() };
+        let shared = Shared { policy, started: Instant::now(), seed: AtomicU64::new(7) };
+        let calls = AtomicU64::new(0);
+        let result: Result<()> = shared
+            .run("op", || {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Err(Error::Transient("503 SlowDown".into())) }
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        assert!(matches!(result, Err(Error::Storage(m)) if m.contains("gave up after 3 attempts")));
+
+        let calls = AtomicU64::new(0);
+        let result = shared
+            .run("op", || {
+                let n = calls.fetch_add(1, Ordering::Relaxed);
+                async move { if n < 2 { Err(Error::Transient("reset".into())) } else { Ok(n) } }
+            })
+            .await;
+        assert_eq!(result.unwrap(), 2);
+
+        let calls = AtomicU64::new(0);
+        let result: Result<()> = shared
+            .run("op", || {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Err(Error::Storage("403 AccessDenied".into())) }
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "permanent errors are not retried");
+        assert!(result.is_err());
+    }
+}
