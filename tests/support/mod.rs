@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod fault_proxy;
+
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_gpbackup_s3_plugin");
 
 pub struct Server {

@@ -1,0 +1,197 @@
+//! A fault-injecting HTTP proxy, placed between the plugin and a real S3
+//! server: it forwards each request unchanged (the Host header too, so SigV4
+//! signatures stay valid) and, at the configured rates, answers 503
+//! SlowDown instead, drops the connection without answering, cuts the
+//! response off partway, or stalls before answering.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Close the connection after reading the request, without answering.
+    pub reset: f64,
+    /// Answer `503 SlowDown` without forwarding.
+    pub slowdown: f64,
+    /// Forward, then send only part of the response and close.
+    pub truncate: f64,
+    /// Forward, then wait `stall_for` before answering.
+    pub stall: f64,
+    pub stall_for: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub resets: AtomicU64,
+    pub slowdowns: AtomicU64,
+    pub truncations: AtomicU64,
+    pub stalls: AtomicU64,
+}
+
+impl Stats {
+    pub fn injected(&self) -> u64 {
+        self.resets.load(Ordering::Relaxed)
+            + self.slowdowns.load(Ordering::Relaxed)
+            + self.truncations.load(Ordering::Relaxed)
+            + self.stalls.load(Ordering::Relaxed)
+    }
+}
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    pub stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.endpoint.trim_start_matches("http://"));
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn chance(&mut self, p: f64) -> bool {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % 1_000_000) as f64 / 1_000_000.0 < p
+    }
+}
+
+impl FaultProxy {
+    /// Proxies to `upstream` (`http://host:port`).
+    pub fn start(upstream: &str, faults: Faults, seed: u64) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let stats = Arc::new(Stats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stats2, stop2) = (stats.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (upstream, stats) = (upstream.clone(), stats2.clone());
+                let rng = Rng((seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &upstream, faults, &stats, rng);
+                });
+            }
+        });
+        FaultProxy { endpoint, stats, stop }
+    }
+}
+
+fn serve(client: TcpStream, upstream: &str, faults: Faults, stats: &Stats, mut rng: Rng) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    loop {
+        // Request head.
+        let mut head = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == b"\r\n";
+            head.extend_from_slice(&line);
+            if end {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let length = header(&text, "content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+
+        if rng.chance(faults.reset) {
+            stats.resets.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        if rng.chance(faults.slowdown) {
+            stats.slowdowns.fetch_add(1, Ordering::Relaxed);
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            write!(
+                client,
+                "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            continue;
+        }
+
+        // Forward on a fresh connection that the server closes after
+        // answering, so the whole response is what arrives before EOF.
+        let mut up = TcpStream::connect(upstream)?;
+        let forwarded = with_connection_close(&text);
+        up.write_all(forwarded.as_bytes())?;
+        up.write_all(&body)?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response)?;
+
+        if rng.chance(faults.truncate) && response.len() > 1 {
+            stats.truncations.fetch_add(1, Ordering::Relaxed);
+            let cut = header_end(&response).map(|h| h + (response.len() - h) / 2).unwrap_or(response.len() / 2);
+            client.write_all(&response[..cut.max(1)])?;
+            return Ok(());
+        }
+        if rng.chance(faults.stall) {
+            stats.stalls.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(faults.stall_for);
+        }
+        // The client may reuse its connection: drop the server's `close`.
+        let response = strip_connection_close(&response);
+        client.write_all(&response)?;
+    }
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+fn with_connection_close(head: &str) -> String {
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.to_ascii_lowercase().starts_with("connection:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("connection: close\r\n\r\n");
+    out
+}
+
+fn header_end(response: &[u8]) -> Option<usize> {
+    response.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+fn strip_connection_close(response: &[u8]) -> Vec<u8> {
+    let Some(end) = header_end(response) else { return response.to_vec() };
+    let head = String::from_utf8_lossy(&response[..end]);
+    let mut out = Vec::with_capacity(response.len());
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.to_ascii_lowercase().starts_with("connection:") {
+            continue;
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&response[end..]);
+    out
+}
