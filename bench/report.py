@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md (markdown, on stdout) from bench/run.sh's results.
+
+    report.py RESULTS_DIR > BENCHMARKS.md
+
+RESULTS_DIR holds meta.tsv, throughput.tsv, rss.tsv, small.json,
+fanout.tsv, subset.tsv, subset.json, whole.json, subset.seconds and
+checksums.md, as bench/run.sh writes them.
+"""
+
+import csv
+import json
+import os
+import statistics
+import sys
+
+MiB = 1 << 20
+
+TOOL_CMD = {
+    ("upload", "plugin"): "`gpbackup_s3_plugin backup_data CFG PATH < FILE`",
+    ("upload", "curl"): "`curl --aws-sigv4 ... -T FILE URL` (one PUT)",
+    ("upload", "aws"): "`aws s3 cp - s3://BUCKET/KEY < FILE`",
+    ("upload", "rclone"): "`rclone rcat REMOTE:BUCKET/KEY < FILE`",
+    ("download", "plugin"): "`gpbackup_s3_plugin restore_data CFG PATH > /dev/null`",
+    ("download", "curl"): "`curl --aws-sigv4 ... -o /dev/null URL` (one GET)",
+    ("download", "aws"): "`aws s3 cp s3://BUCKET/KEY - > /dev/null`",
+    ("download", "rclone"): "`rclone cat REMOTE:BUCKET/KEY > /dev/null`",
+}
+TOOL_NAME = {"plugin": "gpbackup_s3_plugin", "curl": "curl", "aws": "aws-cli", "rclone": "rclone"}
+
+
+def read_tsv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def load(res):
+    meta = {}
+    with open(os.path.join(res, "meta.tsv")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("\t")
+            meta[k] = v
+    return meta
+
+
+def cell(text):
+    """Text safe inside a markdown table cell."""
+    return text.replace("|", "\\|")
+
+
+def fmt_ratio(x):
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def main():
+    res = sys.argv[1]
+    meta = load(res)
+    quick = meta.get("quick") == "1"
+    out = []
+    w = out.append
+
+    # ------------------------------------------------------------ throughput
+    rows = read_tsv(os.path.join(res, "throughput.tsv"))
+    med = {}  # (op, tool) -> median MiB/s
+    runs = {}
+    rss = {}
+    size = {}
+    failed = {}
+    for r in rows:
+        key = (r["op"], r["tool"])
+        size[key] = int(r["bytes"])
+        if r["status"] != "ok":
+            failed.setdefault(key, []).append(r["status"])
+            continue
+        runs.setdefault(key, []).append(int(r["bytes"]) / MiB / float(r["seconds"]))
+        rss[key] = max(rss.get(key, 0), int(r["maxrss_kb"]))
+    for key, v in runs.items():
+        med[key] = statistics.median(v)
+
+    def ratio(op, a, b):
+        if (op, a) in med and (op, b) in med:
+            return med[(op, a)] / med[(op, b)]
+        return None
+
+    big_mib = next(iter(size.values())) // MiB if size else 0
+
+    # ------------------------------------------------------------ other sections
+    rss_rows = read_tsv(os.path.join(res, "rss.tsv"))
+    small = json.load(open(os.path.join(res, "small.json")))
+    fan = read_tsv(os.path.join(res, "fanout.tsv"))[0]
+    sub = read_tsv(os.path.join(res, "subset.tsv"))[0]
+    sub_wire = json.load(open(os.path.join(res, "subset.json")))
+    whole_wire = json.load(open(os.path.join(res, "whole.json")))
+    sub_sec = float(open(os.path.join(res, "subset.seconds")).read())
+    whole_sec = float(open(os.path.join(res, "whole.seconds")).read())
+    checksums = open(os.path.join(res, "checksums.md")).read().strip()
+
+    # ------------------------------------------------------------ header
+    w("# Benchmarks")
+    w("")
+    if quick:
+        w(f"> **QUICK RUN (`BENCH_QUICK=1`): reduced sizes (see Sizes below), load average {meta.get('load_start')}")
+        w("> at the start. These numbers only show that the benchmark works; they are not reference")
+        w("> numbers. Run `make bench` on an idle machine for those.**")
+        w("")
+    w(f"Written by `make bench` (`bench/run.sh`) on {meta.get('date', '?')}. Everything runs on this")
+    w("machine over loopback (127.0.0.1): the S3 server, the plugin and the comparison clients share the")
+    w("same CPUs, so every number includes the server's own cost.")
+    w("")
+    w("## Machine")
+    w("")
+    w("| | |")
+    w("| --- | --- |")
+    w(f"| CPUs (`nproc`) | {meta.get('nproc')} |")
+    w(f"| CPU | {meta.get('cpu')} (flags: {meta.get('cpu_flags') or 'none of interest'}) |")
+    w(f"| Memory | {meta.get('memory')} |")
+    w(f"| Kernel | {meta.get('kernel')} |")
+    w(f"| OS | {meta.get('os')} |")
+    w(f"| Load average (1, 5, 15 min) | {meta.get('load_start')} at the start, {meta.get('load_end')} at the end |")
+    w(f"| S3 server | {meta.get('server')} |")
+    w(f"| Plugin | {meta.get('plugin_version')}, commit {meta.get('git')}, {meta.get('rustc')} |")
+    w(f"| curl | {meta.get('curl')} |")
+    w(f"| aws-cli | {meta.get('aws')} |")
+    w(f"| rclone | {meta.get('rclone')} |")
+    w(f"| Other | {meta.get('openssl')}, {meta.get('python')}, GNU time |")
+    w(f"| Sizes | {meta.get('sizes')}, {meta.get('reps')} rounds per throughput measurement |")
+    w("")
+
+    # ------------------------------------------------------------ targets
+    def rss_of(cmd, which):
+        cand = [r for r in rss_rows if r["cmd"] == cmd]
+        cand.sort(key=lambda r: int(r["mib"]))
+        if not cand:
+            return None, None
+        r = cand[0] if which == "small" else cand[-1]
+        return int(r["mib"]), int(r["maxrss_kb"]) / 1024
+
+    targets = []
+    up_curl = ratio("upload", "plugin", "curl")
+    up_aws = ratio("upload", "plugin", "aws")
+    dn_curl = ratio("download", "plugin", "curl")
+    up_rc = ratio("upload", "plugin", "rclone")
+    dn_rc = ratio("download", "plugin", "rclone")
+    targets.append(("backup_data ≥ 0.9x curl PUT", fmt_ratio(up_curl), None if up_curl is None else up_curl >= 0.9))
+    targets.append(("backup_data ≥ 3x aws-cli upload", fmt_ratio(up_aws), None if up_aws is None else up_aws >= 3))
+    targets.append(("restore_data ≥ 0.9x curl GET", fmt_ratio(dn_curl), None if dn_curl is None else dn_curl >= 0.9))
+    targets.append(("backup_data ahead of rclone rcat", fmt_ratio(up_rc), None if up_rc is None else up_rc > 1))
+    targets.append(("restore_data ahead of rclone cat", fmt_ratio(dn_rc), None if dn_rc is None else dn_rc > 1))
+    for cmd in ("backup_data", "restore_data"):
+        sizes = sorted({int(r["mib"]) for r in rss_rows if r["cmd"] == cmd})
+        for m in sizes:
+            peak = max(int(r["maxrss_kb"]) for r in rss_rows if r["cmd"] == cmd and int(r["mib"]) == m) / 1024
+            targets.append((f"{cmd} peak RSS ≤ 128 MiB, {m} MiB stream", f"{peak:.1f} MiB", peak <= 128))
+        if len(sizes) >= 2:
+            (m1, p1), (m2, p2) = rss_of(cmd, "small"), rss_of(cmd, "large")
+            flat = p2 <= max(p1 * 1.10, p1 + 8)
+            targets.append(
+                (
+                    f"{cmd} peak RSS the same for {m1} and {m2} MiB (within 10% or 8 MiB)",
+                    f"{p1:.1f} → {p2:.1f} MiB",
+                    flat,
+                )
+            )
+    for cmd in ("backup_data", "restore_data"):
+        m = small[cmd].get("median_ms")
+        targets.append((f"{cmd} small call (1 KiB) ≤ 10 ms median", f"{m:.1f} ms", m <= 10))
+    sub_ratio = sub_wire["down"] / int(sub["requested"])
+    targets.append(("restore_data_subset fetches ≤ 1.01x the bytes requested", f"{sub_ratio:.4f}x", sub_ratio <= 1.01))
+    targets.append(("fan-out without errors", f"{fan['errors']} errors", int(fan["errors"]) == 0))
+
+    w("## Targets")
+    w("")
+    w("| Target (issue 3) | Measured | Result |")
+    w("| --- | ---: | --- |")
+    for name, measured, ok in targets:
+        w(f"| {name} | {measured} | {verdict(ok)} |")
+    w("")
+    if quick:
+        w("(Quick run: the ratios are indicative only.)")
+        w("")
+
+    # ------------------------------------------------------------ 1
+    w(f"## 1. Throughput, {big_mib} MiB of random data")
+    w("")
+    w(f"Median of {meta.get('reps')} runs per tool; the tools take turns within a round and the order")
+    w("rotates between rounds. Wall clock from process start to exit (so aws-cli's Python start-up is")
+    w("included); MiB/s = 2^20 bytes per second. Peak RSS is the largest of the runs.")
+    w("")
+    for op, title in (("upload", "Upload"), ("download", "Download")):
+        w(f"### {title}")
+        w("")
+        w("| Tool | Command | Runs (MiB/s) | Median MiB/s | vs curl | Peak RSS |")
+        w("| --- | --- | --- | ---: | ---: | ---: |")
+        for tool in ("plugin", "curl", "aws", "rclone"):
+            key = (op, tool)
+            if key not in med and key not in failed:
+                w(f"| {TOOL_NAME[tool]} | {TOOL_CMD[key]} | not available | n/a | n/a | n/a |")
+                continue
+            runs_s = ", ".join(f"{x:.0f}" for x in runs.get(key, []))
+            if key in failed:
+                runs_s += (", " if runs_s else "") + "failed: " + ", ".join(failed[key])
+            m = med.get(key)
+            r = ratio(op, tool, "curl")
+            w(
+                f"| {TOOL_NAME[tool]} | {TOOL_CMD[key]} | {runs_s} | {'n/a' if m is None else f'{m:.1f}'} | "
+                f"{fmt_ratio(r)} | {f'{rss[key] / 1024:.0f} MiB' if key in rss else 'n/a'} |"
+            )
+        w("")
+        verb = "backup_data" if op == "upload" else "restore_data"
+        w(
+            f"{verb} against curl: {fmt_ratio(ratio(op, 'plugin', 'curl'))}, against aws-cli: "
+            f"{fmt_ratio(ratio(op, 'plugin', 'aws'))}, against rclone: {fmt_ratio(ratio(op, 'plugin', 'rclone'))}."
+        )
+        w("")
+
+    # ------------------------------------------------------------ 2
+    w("## 2. Peak memory (default settings)")
+    w("")
+    w('`/usr/bin/time -v` "Maximum resident set size" of the plugin process.')
+    w("")
+    w("| Command | Stream | Peak RSS | Wall | MiB/s | Input / output |")
+    w("| --- | ---: | ---: | ---: | ---: | --- |")
+    for r in rss_rows:
+        if r["cmd"] == "skipped":
+            w(f"| (skipped) | {r['mib']} MiB | | | | {cell(r['note'])} |")
+            continue
+        sec = float(r["seconds"])
+        w(
+            f"| {r['cmd']} | {int(r['mib'])} MiB | {int(r['maxrss_kb']) / 1024:.1f} MiB | {sec:.1f} s | "
+            f"{int(r['mib']) / sec:.0f} | {cell(r['note'])} |"
+        )
+    w("")
+
+    # ------------------------------------------------------------ 3
+    w(f"## 3. Small calls: {small['pairs']} sequential 1 KiB backup_data + restore_data pairs")
+    w("")
+    w("Each process timed from spawn to exit by a Python driver (stdin/stdout through pipes, as")
+    w("gpbackup_helper does); every restored payload compared with the one written.")
+    w("")
+    w("| Command | Median | p95 | Mean | Min | Max |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for cmd in ("backup_data", "restore_data"):
+        s = small[cmd]
+        w(
+            f"| {cmd} | {s['median_ms']:.1f} ms | {s['p95_ms']:.1f} ms | {s['mean_ms']:.1f} ms | "
+            f"{s['min_ms']:.1f} ms | {s['max_ms']:.1f} ms |"
+        )
+    w("")
+    w(f"Errors: {small['errors']}." + (" " + "; ".join(small["error_samples"]) if small["errors"] else ""))
+    w("")
+
+    # ------------------------------------------------------------ 4
+    n, each, sec = int(fan["processes"]), int(fan["mib_each"]), float(fan["seconds"])
+    w(f"## 4. Segment fan-out: {n} concurrent backup_data processes x {each} MiB")
+    w("")
+    w("Each process is fed through a pipe (`dd if=FILE skip=... | gpbackup_s3_plugin backup_data`), as")
+    w("the segments' COPY ... PROGRAM does; distinct keys; all started together.")
+    w("")
+    w("| Total | Wall | Aggregate MiB/s | Non-zero exits | Processes with stderr output | Objects of the right size |")
+    w("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    w(
+        f"| {n * each} MiB | {sec:.1f} s | {n * each / sec:.1f} | {fan['nonzero_exits']} | {fan['with_stderr']} | "
+        f"{fan['objects_ok']} of {n} |"
+    )
+    w("")
+
+    # ------------------------------------------------------------ 5
+    requested = int(sub["requested"])
+    obj = int(sub["object"])
+    w("## 5. restore_data_subset: bytes on the wire")
+    w("")
+    w(f"A {obj // MiB} MiB object written by backup_data; an offsets file of {sub['ranges']} ranges (a `0 0`,")
+    w("ranges of a few KiB, adjacent pairs, MiB-sized ranges, one over 8 MiB). A counting TCP proxy")
+    w("(`bench/countproxy.py`) sits between the plugin and the server and counts the server-to-client")
+    w("bytes (response headers and bodies) and the HTTP requests. The output was checked against the")
+    w("expected bytes (SHA-256).")
+    w("")
+    w("| Command | Bytes requested | Bytes received from the server | Ratio | HTTP requests | Connections | Wall |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+    def methods(d):
+        return ", ".join(f"{v} {k}" for k, v in d["by_method"].items() if v) or "0"
+
+    w(
+        f"| restore_data_subset | {requested:,} | {sub_wire['down']:,} | {sub_wire['down'] / requested:.4f}x | "
+        f"{sub_wire['requests']} ({methods(sub_wire)}) | {sub_wire['connections']} | {sub_sec:.2f} s |"
+    )
+    w(
+        f"| restore_data (whole object, for comparison) | {obj:,} | {whole_wire['down']:,} | "
+        f"{whole_wire['down'] / obj:.4f}x | {whole_wire['requests']} ({methods(whole_wire)}) | "
+        f"{whole_wire['connections']} | {whole_sec:.2f} s |"
+    )
+    w("")
+    w(
+        f"The subset moved {sub_wire['down'] / whole_wire['down'] * 100:.1f}% of what a whole restore moves. "
+        "Wall times here include the Python proxy and are not throughput figures."
+    )
+    w("")
+    w("<details><summary>Offsets file</summary>")
+    w("")
+    w("```")
+    w(sub["offsets"])
+    w("```")
+    w("")
+    w("</details>")
+    w("")
+
+    # ------------------------------------------------------------ 6
+    w("## 6. Checksum throughput on this CPU (`cargo bench --bench checksums`)")
+    w("")
+    w("The plugin stores CRC-64/NVME checksums (per part and per object) and checks them before")
+    w("writing a restored byte; every upload request also carries a CRC32C that the server verifies.")
+    w("")
+    w(checksums)
+    w("")
+
+    # ------------------------------------------------------------ method
+    w("## Method")
+    w("")
+    w("- Data: AES-128-CTR keystream from `openssl enc` (incompressible). Before every upload the file")
+    w("  gets a fresh 32-byte stamp every 64 KiB, so no two uploads share a block: Garage stores")
+    w("  content-addressed blocks and skips writing blocks it already has, which would otherwise flatter")
+    w("  whichever tool uploads second.")
+    w("- Every tool runs with its default transfer settings: the plugin 8 MiB parts with 6 in flight")
+    w("  (uploads) and 8 MiB ranged GETs with 6 in flight (downloads); aws-cli 8 MiB multipart chunks")
+    w("  and 10 threads; rclone 5 MiB chunks, 4 concurrent; curl one request. aws-cli runs with")
+    w("  `--only-show-errors` (no progress display), rclone and aws-cli with path-style requests and")
+    w("  keys from the environment.")
+    w("- The stdin tools read the file through a redirection (`< FILE`); curl reads it with `-T FILE`.")
+    w("  Uploads are checked by a HEAD of the object (its size); the plugin's download object is")
+    w("  compared byte for byte once, outside the timing.")
+    w("- All processes and the server share the machine's CPUs; on a machine shared with other work")
+    w("  (see the load average above) the numbers vary between runs.")
+    w("- The plugin's log goes to a temporary `$HOME/gpAdminLogs`; objects are deleted after each")
+    w("  section; the server and its data directory are removed at the end.")
+    w("")
+    sys.stdout.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
