@@ -104,6 +104,14 @@ pub enum Command {
         /// Directory in the bucket (default: the configured folder)
         prefix: Option<String>,
     },
+    /// Abort uploads that killed backup_data processes left open under a backup
+    #[command(name = "cleanup")]
+    Cleanup {
+        /// Plugin config file
+        config: PathBuf,
+        /// Backup timestamp YYYYMMDDHHMMSS
+        timestamp: String,
+    },
     /// Delete every object under a directory of the bucket
     #[command(name = "delete_directory")]
     DeleteDirectory {

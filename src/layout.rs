@@ -31,6 +31,13 @@ pub fn backup_prefix(folder: &str, timestamp: &str) -> Result<String, Error> {
     Ok(join(folder, &format!("backups/{}/{timestamp}/", &timestamp[..8])))
 }
 
+/// The timestamp a backup directory (`.../backups/<YYYYMMDD>/<TS>`) ends in.
+pub fn timestamp_of_dir(dir: &str) -> Result<String, Error> {
+    let ts = dir.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    validate_timestamp(ts)?;
+    Ok(ts.to_string())
+}
+
 /// `YYYYMMDDHHMMSS`, as gpbackup names its backups.
 pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
     // Digits only, not a calendar check: gpbackup's own plugin_test.sh uses
@@ -115,6 +122,8 @@ mod tests {
     fn timestamps() {
         assert!(validate_timestamp("20240315123045").is_ok());
         assert!(validate_timestamp("99999812345678").is_ok());
+        assert_eq!(timestamp_of_dir("/d/gpseg-1/backups/20240315/20240315123045/").unwrap(), "20240315123045");
+        assert!(timestamp_of_dir("/d/gpseg-1").is_err());
         for bad in ["", "2024031512304", "202403151230450", "2024031512304x", " 20240315123045", "2024-03-15T12:30"] {
             assert!(validate_timestamp(bad).is_err(), "{bad}");
         }

@@ -84,3 +84,67 @@ fn a_dead_server_fails_within_the_budget_without_output() {
     assert!(out.stdout.is_empty());
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// Pending multipart uploads and their parts, as s3s-fs keeps them.
+fn pending_uploads(server: &Server) -> Vec<String> {
+    let root = server.object_file("x").unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload-") || n.starts_with(".upload_id-"))
+        .collect()
+}
+
+#[test]
+fn killed_uploads_leave_nothing_after_cleanup() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let server = Server::start();
+    if !server.has_disk() {
+        eprintln!("skipped: needs s3s-fs's disk to see pending uploads");
+        return;
+    }
+    let c = Cluster::new(&server, &[("backup_multipart_chunksize", "5MB")]);
+    let seg = c.backup_dir("gpseg0", TS);
+    let chunk = data(MIB, 3);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for trial in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Kill somewhere between "nothing sent" and well into a multipart upload.
+        let mib_before_kill = (seed % 24) as usize;
+        let path = seg.join(format!("gpbackup_0_{TS}_{trial}")).display().to_string();
+        let mut child = Command::new(PLUGIN)
+            .args(["backup_data", &c.config.display().to_string(), &path])
+            .env("HOME", &c.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for _ in 0..mib_before_kill {
+            stdin.write_all(&chunk).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50 + seed % 200));
+        child.kill().unwrap(); // SIGKILL: no chance to clean up
+        child.wait().unwrap();
+        drop(stdin);
+
+        let listing = String::from_utf8(c.run("list_directory", &[], b"").stdout).unwrap();
+        let key = c.key(TS, &format!("gpbackup_0_{TS}_{trial}"));
+        assert!(!listing.lines().any(|l| l.split('\t').next() == Some(key.as_str())), "trial {trial}: object visible");
+    }
+    assert!(!pending_uploads(&server).is_empty(), "no trial reached a multipart upload: the test proves nothing");
+    // What gpbackup runs after a backup, on each host and the coordinator.
+    let dir = seg.display().to_string();
+    assert_ok(&c.run("cleanup_plugin_for_backup", &[&dir, "segment_host"], b""));
+    assert_ok(&c.run("cleanup_plugin_for_backup", &[&dir, "master", "\"-1\""], b""));
+    assert!(pending_uploads(&server).is_empty(), "left open: {:?}", pending_uploads(&server));
+    let listing = String::from_utf8(c.run("list_directory", &[], b"").stdout).unwrap();
+    assert!(listing.is_empty(), "left behind: {listing}");
+    let journal = c.home.join(".gpbackup_s3_plugin/uploads");
+    assert_eq!(std::fs::read_dir(&journal).map(|d| d.count()).unwrap_or(0), 0);
+}

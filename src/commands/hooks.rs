@@ -53,9 +53,22 @@ async fn check_readable(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-/// Nothing to tidy: every command cleans up after itself. Failures here are
-/// only logged by gpbackup, so the arguments are checked and nothing else.
-pub fn cleanup(args: &HookArgs) -> Result<()> {
+/// After a backup, on every host: abort the multipart uploads that
+/// `backup_data` processes killed on this host left open (the coordinator
+/// also those the service lists for the whole backup). gpbackup only logs a
+/// cleanup failure, so a DIR that names no backup is not an error.
+pub async fn cleanup_after_backup(args: &HookArgs) -> Result<()> {
+    let (scope, _) = args.scope()?;
+    let Ok(timestamp) = layout::timestamp_of_dir(&args.dir) else {
+        return Ok(());
+    };
+    let ctx = Context::open(&args.config).await?;
+    let prefix = layout::backup_prefix(&ctx.config.folder, &timestamp)?;
+    super::cleanup::abort_leftovers(&ctx, &prefix, scope == Scope::Coordinator).await
+}
+
+/// Nothing to tidy after a restore; the arguments are checked.
+pub fn cleanup_after_restore(args: &HookArgs) -> Result<()> {
     args.scope()?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::store::{self, Store};
 
 mod backup_data;
 mod backup_file;
+mod cleanup;
 mod delete_backup;
 mod delete_directory;
 mod hooks;
@@ -49,7 +50,7 @@ pub fn load_config(path: &Path) -> Result<Config> {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
-        Command::CleanupPluginForBackup(args) | Command::CleanupPluginForRestore(args) => hooks::cleanup(&args),
+        Command::CleanupPluginForRestore(args) => hooks::cleanup_after_restore(&args),
         command => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -64,7 +65,9 @@ async fn run_async(command: Command) -> Result<()> {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
         Command::SetupPluginForBackup(args) => hooks::setup_for_backup(&args).await,
         Command::SetupPluginForRestore(args) => hooks::setup_for_restore(&args).await,
-        Command::CleanupPluginForBackup(args) | Command::CleanupPluginForRestore(args) => hooks::cleanup(&args),
+        Command::CleanupPluginForBackup(args) => hooks::cleanup_after_backup(&args).await,
+        Command::CleanupPluginForRestore(args) => hooks::cleanup_after_restore(&args),
+        Command::Cleanup { config, timestamp } => cleanup::run(&config, &timestamp).await,
         Command::BackupFile(args) => backup_file::run(&args.config, &args.path).await,
         Command::RestoreFile(args) => restore_file::run(&args.config, &args.path).await,
         Command::BackupData(args) => backup_data::run(&args.config, &args.path).await,

@@ -4,6 +4,7 @@
 
 pub mod download;
 pub mod integrity;
+pub mod journal;
 pub mod plan;
 pub mod sink;
 pub mod upload;

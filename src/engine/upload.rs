@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::integrity::{self, META_KEY, Manifest, PartSum, Record};
+use super::journal;
 use super::plan::{MAX_PARTS, PartPlan};
 use crate::config::Transfer;
 use crate::error::{Error, Result};
@@ -107,9 +108,24 @@ pub async fn upload(store: Arc<dyn Store>, key: &str, source: Source, transfer: 
 
     let metadata = vec![(META_KEY.to_string(), Record::manifest())];
     let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata).await?);
-    let parts = match upload_parts(&upload, &mut reader, first, second, transfer.concurrency).await {
+    let note = journal::record(&store.url(key), key, &upload.upload_id());
+    let result = finish_multipart(&*store, key, &upload, &mut reader, first, second, transfer.concurrency).await;
+    journal::forget(note);
+    result
+}
+
+async fn finish_multipart(
+    store: &dyn Store,
+    key: &str,
+    upload: &Arc<dyn MultipartUpload>,
+    reader: &mut Reader,
+    first: Part,
+    second: Part,
+    concurrency: usize,
+) -> Result<u64> {
+    let parts = match upload_parts(upload, reader, first, second, concurrency).await {
         Ok(parts) => parts,
-        Err(e) => return Err(abort_after(&*upload, e).await),
+        Err(e) => return Err(abort_after(&**upload, e).await),
     };
     // The manifest goes first: once the object is complete, its manifest
     // must already be there for a restore to verify it.
@@ -123,7 +139,7 @@ pub async fn upload(store: Arc<dyn Store>, key: &str, source: Source, transfer: 
         Ok(()) => Ok(reader.total),
         Err(e) => {
             let _ = store.delete_many(std::slice::from_ref(&manifest_key)).await;
-            Err(abort_after(&*upload, e).await)
+            Err(abort_after(&**upload, e).await)
         }
     }
 }

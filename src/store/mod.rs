@@ -82,6 +82,14 @@ pub trait Store: Send + Sync {
 
     /// Deletes up to [`DELETE_BATCH`] keys; deleting a missing key succeeds.
     async fn delete_many(&self, keys: &[String]) -> Result<()>;
+
+    /// Aborts an upload left open by another process; an upload that is
+    /// already gone counts as aborted.
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()>;
+
+    /// The open uploads (key, upload id) under `prefix`, or `None` when the
+    /// service cannot list them.
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>>;
 }
 
 /// The most keys one `delete_many` call takes (S3's DeleteObjects limit).
@@ -89,6 +97,8 @@ pub const DELETE_BATCH: usize = 1000;
 
 #[async_trait]
 pub trait MultipartUpload: Send + Sync {
+    /// The service's id for this upload, to abort it from another process.
+    fn upload_id(&self) -> String;
     /// Uploads part `number` (1-based); parts may be sent concurrently.
     async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag>;
     /// Joins the parts, in number order, into the object.
@@ -105,6 +115,20 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         ..retry::RetryPolicy::default()
     };
     Ok(Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy)))
+}
+
+/// Every key under `prefix`, all pages.
+pub async fn list_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut next = None;
+    loop {
+        let page = store.list_page(prefix, next, None).await?;
+        keys.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next {
+            Some(token) => next = Some(token),
+            None => return Ok(keys),
+        }
+    }
 }
 
 /// Deletes every object under `prefix`, a listing page at a time so memory

@@ -142,6 +142,16 @@ impl Store for Retrying {
         let what = format!("delete {} objects", keys.len());
         self.shared.run(&what, || self.inner.delete_many(keys)).await
     }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
+        let what = format!("abort upload {upload_id} of {}", self.url(key));
+        self.shared.run(&what, || self.inner.abort_upload(key, upload_id)).await
+    }
+
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
+        let what = format!("list open uploads under {}", self.url(prefix));
+        self.shared.run(&what, || self.inner.open_uploads(prefix)).await
+    }
 }
 
 struct RetryingUpload {
@@ -152,6 +162,10 @@ struct RetryingUpload {
 
 #[async_trait]
 impl MultipartUpload for RetryingUpload {
+    fn upload_id(&self) -> String {
+        self.inner.upload_id()
+    }
+
     async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag> {
         let what = format!("upload part {number} of {}", self.url);
         self.shared.run(&what, || self.inner.put_part(number, data.clone())).await

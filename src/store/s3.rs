@@ -376,6 +376,50 @@ impl Store for S3Store {
         }
         Ok(())
     }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
+        let result =
+            self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if http_status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(storage_error("abort multipart upload to", &self.url(key), e)),
+        }
+    }
+
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let result = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(id_marker)
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                // s3s-fs and some others cannot list uploads.
+                Err(e) if matches!(http_status(&e), Some(501)) || e.code() == Some("NotImplemented") => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(storage_error("list open uploads under", &self.url(prefix), e)),
+            };
+            for u in out.uploads() {
+                if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
+                    uploads.push((k.to_string(), id.to_string()));
+                }
+            }
+            key_marker = out.next_key_marker().map(str::to_string);
+            id_marker = out.next_upload_id_marker().map(str::to_string);
+            if out.is_truncated() != Some(true) || key_marker.is_none() {
+                return Ok(Some(uploads));
+            }
+        }
+    }
 }
 
 impl S3Store {
@@ -439,6 +483,10 @@ impl S3Multipart {
 
 #[async_trait]
 impl MultipartUpload for S3Multipart {
+    fn upload_id(&self) -> String {
+        self.upload_id.clone()
+    }
+
     async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag> {
         let out = self
             .client
