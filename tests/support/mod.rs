@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod fault_proxy;
+pub mod postgres;
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_gpbackup_s3_plugin");
 
@@ -231,6 +232,11 @@ admin_token = "{token}"
 
     pub fn has_disk(&self) -> bool {
         self.root.is_some()
+    }
+
+    /// The server's process id, when this test started the server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 }
 
