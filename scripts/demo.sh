@@ -11,6 +11,15 @@
 # (scripts/ensure-s3s-fs.sh, a few minutes the first time).
 # Set KEEP=1 to keep the demo's local directory for inspection.
 #
+# Then, with a real PostgreSQL server (scripts/postgres.sh: a throw-away
+# cluster under /tmp on a free port), a database table is backed up with
+# `COPY ... TO PROGRAM 'gzip -c -1 | gpbackup_s3_plugin backup_data ...'`,
+# dropped, and restored with `COPY ... FROM PROGRAM 'gpbackup_s3_plugin
+# restore_data ... | gzip -d -c'`, exactly as Greenplum segments run them.
+# When PostgreSQL is missing, the demo installs Debian's postgresql package
+# if it can (root, or sudo without a password); DEMO_POSTGRES=0 skips this
+# step.
+#
 # Narration goes to this script's stdout; the plugin's stderr is left
 # visible; data never passes through the terminal. Any failed call or check
 # stops the demo with a non-zero exit status.
@@ -55,10 +64,13 @@ S3S_FS=$("$here/ensure-s3s-fs.sh")
 export S3S_FS
 # shellcheck source=s3s-fs-server.sh
 source "$here/s3s-fs-server.sh"
+# shellcheck source=postgres.sh
+source "$here/postgres.sh"
 
 DEMO=$(mktemp -d /tmp/gpbackup-s3-demo.XXXXXX)
 cleanup() {
     local rc=$?
+    pg_stop || true
     s3_stop || true
     if [ "${KEEP:-0}" = 1 ]; then
         printf '\n(KEEP=1: demo files left in %s)\n' "$DEMO" >&3 || true
@@ -429,6 +441,75 @@ left=$(cd "$S3_ROOT/$S3_BUCKET" && find . -type f | wc -l)
 [ "$left" -eq 0 ] || fail "$left files are left in the bucket directory"
 say "no object files are left under the bucket directory (s3s-fs keeps empty directories and its hidden .json sidecars)"
 ok "backup $TS deleted"
+
+###########################################################################
+step "13. A real database table, through PostgreSQL's COPY ... TO/FROM PROGRAM (what Greenplum segments run)"
+pg_wanted=1
+if [ "${DEMO_POSTGRES:-1}" = 0 ]; then
+    say "skipped (DEMO_POSTGRES=0)"
+    pg_wanted=
+elif ! pg_find_bindir >/dev/null 2>&1; then
+    say "PostgreSQL is not installed: installing Debian's postgresql package (DEMO_POSTGRES=0 skips this step)"
+    if ! pg_install_postgres; then
+        say "skipped: PostgreSQL could not be installed here (apt-get install postgresql gzip zstd, then run make demo again)"
+        pg_wanted=
+    fi
+fi
+if [ -n "$pg_wanted" ]; then
+    pg_start || fail "could not start PostgreSQL"
+    say "PostgreSQL $(pg_psql postgres -c 'SHOW server_version') on 127.0.0.1:$PG_PORT, running as OS user '$PG_USER', in $PG_TMPDIR"
+    TS3=$(date +%Y%m%d%H%M%S)
+    if [ "$TS3" = "$TS" ]; then
+        sleep 1
+        TS3=$(date +%Y%m%d%H%M%S)
+    fi
+    # COPY ... PROGRAM commands run as the server's OS user: it gets its own
+    # copy of the plugin and of the config gpbackup would generate.
+    PG_PLUGIN=$(pg_install_plugin "$PLUGIN")
+    sed -e "s|^executablepath: .*|executablepath: $PG_PLUGIN|" "$BACKUP_CFG" >"$DEMO/pg_s3_config.yaml"
+    PG_CFG=$(pg_private_copy "$DEMO/pg_s3_config.yaml" "${TS3}_s3_config.yaml")
+    pg_psql postgres -q -c "CREATE DATABASE demo"
+    pg_psql demo -q -c "CREATE TABLE public.orders (id bigint, customer text, amount numeric(12,2), placed timestamptz, paid boolean, tags text[], note text, attrs jsonb)" \
+        -c "INSERT INTO public.orders SELECT g, 'customer ' || (g % 977), round(((g * 1.37) % 10000)::numeric, 2),
+                timestamptz '2024-01-01 00:00:00+00' + g * interval '37 seconds', g % 3 = 0,
+                ARRAY['t' || (g % 7), 'x,y'], CASE g % 4 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN E'two\nlines, \"quoted\"' ELSE 'ünïcødé ' || g END,
+                jsonb_build_object('g', g) FROM generate_series(1, 200000) g"
+    checksum="SELECT count(*) || ' rows, md5 ' || md5(string_agg(t::text, '|' ORDER BY id)) FROM public.orders t"
+    before=$(pg_psql demo -c "$checksum")
+    say "database 'demo', table public.orders: $before"
+    OID=$(pg_psql demo -c "SELECT 'public.orders'::regclass::oid")
+    SEG0_DIR=$DEMO/seg0/gpseg0/backups/${TS3:0:8}/$TS3
+    DATAFILE=$SEG0_DIR/gpbackup_0_${TS3}_$OID.gz
+    say "backup $TS3: gpbackup's multi-file COPY, one per table and segment (here one segment, content 0):"
+    say "  COPY public.orders TO PROGRAM 'gzip -c -1 | gpbackup_s3_plugin backup_data <cfg> \$DEMO/seg0/gpseg0/backups/${TS3:0:8}/$TS3/gpbackup_0_${TS3}_$OID.gz' WITH CSV DELIMITER ','"
+    pg_psql demo -c "COPY public.orders TO PROGRAM 'gzip -c -1 | $PG_PLUGIN backup_data $PG_CFG $DATAFILE' WITH CSV DELIMITER ','" | show
+    plugin list_directory "$BACKUP_CFG" "$FOLDER/backups/${TS3:0:8}/$TS3" | show
+    pg_psql demo -q -c "DROP TABLE public.orders"
+    say "table dropped; gprestore recreates it from the backed-up metadata, then loads its data:"
+    pg_psql demo -q -c "CREATE TABLE public.orders (id bigint, customer text, amount numeric(12,2), placed timestamptz, paid boolean, tags text[], note text, attrs jsonb)"
+    say "  COPY public.orders FROM PROGRAM 'gpbackup_s3_plugin restore_data <cfg> .../gpbackup_0_${TS3}_$OID.gz | gzip -d -c' WITH CSV DELIMITER ','"
+    pg_psql demo -c "COPY public.orders FROM PROGRAM '$PG_PLUGIN restore_data $PG_CFG $DATAFILE | gzip -d -c' WITH CSV DELIMITER ','" | show
+    after=$(pg_psql demo -c "$checksum")
+    [ "$after" = "$before" ] || fail "the restored table differs: $after, expected $before"
+    ok "restored table identical: $after"
+    say "the plugin's log, written as '$PG_USER' under the server's HOME:"
+    tail -n 2 "$PG_HOME/gpAdminLogs/gpbackup_s3_plugin_$(date +%Y%m%d).log" | show
+
+    say "and when the data is gone: delete_backup $TS3, then the same restore again"
+    plugin delete_backup "$BACKUP_CFG" "$TS3" | show
+    pg_psql demo -q -c "TRUNCATE public.orders"
+    say "(the plugin's exit status is masked by '| gzip -d -c', but gzip gets no data, so the COPY fails; error messages expected:)"
+    if out=$(pg_psql demo -c "COPY public.orders FROM PROGRAM '$PG_PLUGIN restore_data $PG_CFG $DATAFILE | gzip -d -c' WITH CSV DELIMITER ','" 2>&1); then
+        fail "the COPY of a deleted backup succeeded: $out"
+    fi
+    printf '%s\n' "$out" | show
+    say "the plugin's and gzip's own errors went to the server's log:"
+    grep -E 'gpbackup_s3_plugin.*\[ERROR\]|^gzip: ' "$PG_LOG" | tail -n 2 | show
+    left=$(pg_psql demo -c "SELECT count(*) FROM public.orders")
+    [ "$left" = 0 ] || fail "the failed COPY left $left rows"
+    ok "the COPY failed and loaded no row"
+    pg_stop
+fi
 
 ###########################################################################
 log_file=$HOME/gpAdminLogs/gpbackup_s3_plugin_$(date +%Y%m%d).log
