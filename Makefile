@@ -5,7 +5,12 @@
 #   make demo         build, then replay a small gpbackup/gprestore run against
 #                     a local S3 server (scripts/demo.sh)
 #   make test         lint, then the unit and integration tests (s3s-fs server,
-#                     installed on first use by scripts/ensure-s3s-fs.sh)
+#                     installed on first use by scripts/ensure-s3s-fs.sh) and the
+#                     end-to-end tests with PostgreSQL (Debian's postgresql, gzip
+#                     and zstd, installed when missing and possible by
+#                     scripts/ensure-postgres.sh)
+#   make test-e2e     only the end-to-end tests (tests/gpbackup_e2e.rs), with
+#                     their timings; E2E_ROWS_SCALE=10 for ten times the rows
 #   make test-compat  the integration tests against Garage, a stricter
 #                     MinIO-like server (built on first use: ~12 minutes)
 #   make lint         cargo fmt --check and cargo clippy -D warnings
@@ -21,7 +26,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BIN := target/release/gpbackup_s3_plugin
 
-.PHONY: all build install demo test test-compat lint fmt clippy fmt-check bench clean
+.PHONY: all build install demo test test-e2e test-compat lint fmt clippy fmt-check bench clean
 
 all: build
 
@@ -65,10 +70,21 @@ demo: build
 	bash scripts/demo.sh
 
 # Lint first (quick failures), then the tests. The integration tests find
-# s3s-fs on PATH or in ~/.cargo/bin.
+# s3s-fs on PATH or in ~/.cargo/bin; the end-to-end tests find PostgreSQL in
+# /usr/lib/postgresql/*/bin (or PG_BINDIR) and say "skipped" without it
+# (they fail instead when CI=true).
 test: lint
 	bash scripts/ensure-s3s-fs.sh >/dev/null
+	@bash scripts/ensure-postgres.sh >/dev/null || \
+	    echo "note: PostgreSQL, gzip or zstd is missing: the end-to-end tests (tests/gpbackup_e2e.rs) will be skipped"
 	$(CARGO) test --release
+
+# The end-to-end tests alone, printing their timings. E2E_ROWS_SCALE
+# multiplies the rows (default 1: about 280,000).
+test-e2e:
+	bash scripts/ensure-s3s-fs.sh >/dev/null
+	bash scripts/ensure-postgres.sh >/dev/null
+	$(CARGO) test --release --test gpbackup_e2e -- --nocapture
 
 test-compat:
 	bash scripts/ensure-garage.sh >/dev/null
