@@ -101,6 +101,26 @@ fn bad_configs_name_the_key() {
         ("executablepath: /x\noptions:\n  bucket: [unclosed\n".to_string(), "invalid YAML"),
         ("\t- not yaml".to_string(), "invalid YAML"),
         (String::new(), "config file"),
+        ("# only a comment\n".to_string(), "config file"),
+        (with(&[("backup_max_concurrent_requests", "[1, 2]")]), "option backup_max_concurrent_requests"),
+        (with(&[("encryption", "true")]), "encryption must be on or off"),
+        (with(&[("restore_subset", "1")]), "restore_subset"),
+        (with(&[("password_encryption", "maybe")]), "password_encryption"),
+        (with(&[]) + "  bucket: b2\n", "invalid YAML"),
+        (with(&[("backup_multipart_chunksize", "5.5.5MB")]), "backup_multipart_chunksize"),
+        (with(&[("backup_multipart_chunksize", "MB5")]), "backup_multipart_chunksize"),
+        (with(&[("backup_multipart_chunksize", "\"1e9\"")]), "backup_multipart_chunksize"),
+        (with(&[("restore_multipart_chunksize", "-8MB")]), "restore_multipart_chunksize"),
+        (with(&[("backup_max_concurrent_requests", "65")]), "backup_max_concurrent_requests"),
+        (with(&[("backup_max_concurrent_requests", "2.5")]), "backup_max_concurrent_requests"),
+        (with(&[("retry_max_attempts", "101")]), "retry_max_attempts"),
+        (with(&[("retry_max_attempts", "many")]), "retry_max_attempts"),
+        (with(&[("retry_time_budget", "0")]), "retry_time_budget"),
+        (with(&[("retry_time_budget", "5 fortnights")]), "retry_time_budget"),
+        (with(&[("remove_duplicate_bucket", "true"), ("endpoint", "")]), "remove_duplicate_bucket needs an endpoint"),
+        (with(&[("aws_session_token", "tok"), ("aws_secret_access_key", "")]), "aws_secret_access_key is required"),
+        ("executablepath: [/x]\noptions:\n  bucket: b\n".to_string(), "executablepath must be a string"),
+        ("executablepath: /x\noptions:\n  ? [a]\n  : b\n".to_string(), "key that is not a string"),
     ];
     for (text, needle) in cases {
         let out = check_config(&text);
@@ -135,6 +155,7 @@ fn bad_command_lines() {
     let cfg = dir.path().join("cfg.yaml");
     std::fs::write(&cfg, with(&[])).unwrap();
     let cfg = cfg.display().to_string();
+    let dirs = tempfile::tempdir().unwrap();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (s(&[]), "no command given"),
@@ -153,6 +174,20 @@ fn bad_command_lines() {
         (s(&["backup_data", &cfg, "short/path"]), "path short/path"),
         (s(&["restore_data", &cfg, "/"]), "path /"),
         (s(&["backup_file", &cfg, &format!("{DIR}/no_such_file")]), "no_such_file"),
+        (s(&["backup_file", &cfg, "/tmp/backups/20240315/20240315123045"]), "/tmp/backups/20240315/20240315123045"),
+        (s(&["restore_file", &cfg, "/nonexistent/backups/20240315/20240315123045/f"]), "/nonexistent/backups"),
+        (s(&["backup_data", dirs.path().to_str().unwrap(), &format!("{DIR}/f")]), "cannot read config file"),
+        (s(&["delete_backup", &cfg, "abcdefghijklmn"]), "timestamp"),
+        (s(&["delete_backup", &cfg, "20240315 123045"]), "timestamp"),
+        (s(&["delete_backup", &cfg, "2024031512304"]), "timestamp"),
+        (s(&["cleanup", &cfg, "yesterday"]), "timestamp"),
+        (s(&["list_directory", &cfg, "a", "b"]), "unexpected argument \"b\""),
+        (s(&["setup_plugin_for_backup", &cfg, DIR, "MASTER", "\"-1\""]), "scope \"MASTER\""),
+        (s(&["setup_plugin_for_backup", &cfg, DIR, "segment", "\"--1\""]), "content id"),
+        (s(&["restore_data", "--verbose", &cfg, &format!("{DIR}/f")]), "--verbose"),
+        (s(&["plugin_api_versions"]), "unknown command"),
+        (s(&["delete_directory", &cfg]), "missing argument <PREFIX>"),
+        (s(&["delete_directory", &cfg, ""]), "bucket root"),
     ];
     for (args, needle) in cases {
         let out = run_plugin(&args, b"", home.path());
@@ -192,4 +227,49 @@ fn unreachable_endpoint_fails_in_bounded_time() {
     let log = std::fs::read_dir(dir.path().join("gpAdminLogs")).unwrap().flatten().next().unwrap().path();
     let log = std::fs::read_to_string(log).unwrap();
     assert_eq!(log.matches("failed, retrying in").count(), 2, "{log}");
+}
+
+#[test]
+fn bad_offsets_files_name_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("cfg.yaml");
+    std::fs::write(&cfg, with(&[])).unwrap();
+    let offsets = home.path().join("gprestore_offsets_abc123");
+    let cases = [
+        ("", "empty"),
+        ("\n\n", "empty"),
+        ("1 3", "announces 1 ranges"),
+        ("2 1 2", "announces 2 ranges"),
+        ("1 3 10 11", "holds 3 numbers"),
+        ("1 x 10", "word 2"),
+        ("1 -3 10", "word 2"),
+        ("1 10 3", "after its end"),
+        ("1.5 3 4", "word 1"),
+        ("99999999999999999999999 1 2", "word 1"),
+        ("abc", "word 1"),
+        ("1 3 10\n2 0 1", "holds 5 numbers"),
+        ("-1", "word 1"),
+    ];
+    for (text, needle) in cases {
+        std::fs::write(&offsets, text).unwrap();
+        let args = [
+            "restore_data_subset".to_string(),
+            cfg.display().to_string(),
+            format!("{DIR}/gpbackup_0_20240315123045"),
+            offsets.display().to_string(),
+        ];
+        let out = run_plugin(&args, b"", home.path());
+        assert_rejected(&out, needle);
+        assert_fails_with(&out, "gprestore_offsets_abc123");
+    }
+    // Missing, or not a file.
+    for path in ["/nonexistent/offsets".to_string(), home.path().display().to_string()] {
+        let args = [
+            "restore_data_subset".to_string(),
+            cfg.display().to_string(),
+            format!("{DIR}/gpbackup_0_20240315123045"),
+            path.clone(),
+        ];
+        assert_rejected(&run_plugin(&args, b"", home.path()), &path);
+    }
 }

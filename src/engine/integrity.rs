@@ -16,9 +16,10 @@
 //! plugin or by hand) are restored with length checks only.
 //!
 //! CRC-64/NVME rather than a cryptographic hash: the threat is corruption and
-//! truncation, not forgery, and on this hardware (no SHA extensions) it runs
-//! at memory speed where SHA-256 manages about 350 MB/s (see BENCHMARKS.md).
-//! The service additionally verifies every upload request's CRC32C.
+//! truncation, not forgery, and it runs at memory speed (13-25 GB/s measured
+//! here) where SHA-256 manages 1.8 GB/s even with the CPU's SHA extensions
+//! and MD5 0.64 GB/s (see BENCHMARKS.md). The service additionally verifies
+//! every upload request's CRC32C.
 
 use std::fmt::Write as _;
 

@@ -102,16 +102,24 @@ fn http_client(config: &Config) -> Result<aws_smithy_runtime_api::client::http::
         None => ProxyConfig::from_env(),
     };
     let plain_http = config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    // The SDK asks for a connector for every request; one connector (and so
+    // one connection pool) must serve them all, or every ranged GET and every
+    // part would open a new connection (and a new TLS handshake).
+    let connector: std::sync::OnceLock<SharedHttpConnector> = std::sync::OnceLock::new();
     Ok(http_client_fn(move |settings, components: &RuntimeComponents| {
-        let mut builder = aws_smithy_http_client::Connector::builder().proxy_config(proxy.clone());
-        builder.set_connector_settings(Some(settings.clone()));
-        builder.set_sleep_impl(components.sleep_impl());
-        let connector = if plain_http {
-            builder.build_http()
-        } else {
-            builder.tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).build()
-        };
-        SharedHttpConnector::new(connector)
+        connector
+            .get_or_init(|| {
+                let mut builder = aws_smithy_http_client::Connector::builder().proxy_config(proxy.clone());
+                builder.set_connector_settings(Some(settings.clone()));
+                builder.set_sleep_impl(components.sleep_impl());
+                let connector = if plain_http {
+                    builder.build_http()
+                } else {
+                    builder.tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).build()
+                };
+                SharedHttpConnector::new(connector)
+            })
+            .clone()
     }))
 }
 
