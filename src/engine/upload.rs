@@ -1,14 +1,17 @@
 //! Upload of a stream (stdin or a local file) of unknown length.
 //!
 //! A blocking reader fills one part at a time while earlier parts upload.
-//! Memory is a byte budget of `(concurrency + 1) x first part size` (the
-//! parts in flight plus the one being filled), shared through a semaphore:
-//! when parts grow, fewer fit in flight, so memory does not grow with the
-//! stream until a single part is larger than the whole budget (beyond 7 GiB x
-//! 2^k for an 8 MiB start; see [`super::plan`]). A stream that fits in one
-//! part is one PutObject. Every part is held until the service acknowledges
-//! it, so the SDK can retry a part without restarting the stream, and any
-//! failure aborts the multipart upload so nothing appears at the key.
+//! Memory is a byte budget `B = (concurrency + 1) x first part size` (the
+//! parts in flight plus the one being filled) shared through a semaphore, of
+//! which one part may take at most half: when parts grow (see
+//! [`super::plan`]), fewer fit in flight, and once a part is larger than
+//! `B / 2` exactly two exist at a time (one on the wire, one filling). So
+//! buffers never exceed `max(B, 2 x current part size)`: 56 MiB with the
+//! defaults for the first 21 GiB of a stream (8 and 16 MiB parts), 64 MiB up
+//! to 49 GiB, and so on. A stream that fits in one part is one PutObject.
+//! Every part is held until the service acknowledges it, so a failed
+//! request is retried with the same bytes without restarting the stream,
+//! and any failure aborts the multipart upload so nothing appears at the key.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -53,7 +56,9 @@ impl Reader {
     /// Reads part `number` in full, or what is left before EOF.
     async fn next(&mut self, number: u32) -> Result<Part> {
         let size = self.plan.size(number);
-        let units = (size.div_ceil(UNIT) as u32).min(self.budget_units);
+        // At most half the budget per part: one part can always be filling
+        // while another is on the wire, however large parts have grown.
+        let units = (size.div_ceil(UNIT) as u32).min(self.budget_units / 2).max(1);
         let permit = self
             .budget
             .clone()
