@@ -297,11 +297,20 @@ impl Store for S3Store {
                 Ok(Some(piece)) => buf.extend_from_slice(&piece),
                 Ok(None) => break,
                 Err(e) => {
+                    let why = error_chain(&e);
+                    // The SDK checks the service's stored checksum at the end
+                    // of the body: a mismatch is damage at rest, which no
+                    // retry mends.
+                    if why.to_ascii_lowercase().contains("checksum mismatch") {
+                        return Err(Error::Integrity(format!(
+                            "download {}: the service's stored checksum does not match the bytes: {why}",
+                            self.url(key)
+                        )));
+                    }
                     return Err(Error::Transient(format!(
-                        "download {}: the response broke off after {} bytes: {}",
+                        "download {}: the response broke off after {} bytes: {why}",
                         self.url(key),
-                        buf.len(),
-                        error_chain(&e)
+                        buf.len()
                     )));
                 }
             }
