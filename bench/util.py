@@ -159,9 +159,23 @@ def smallcalls(plugin, config, directory, n, out):
             errors.append(f"restore_data #{i}: exit {r.returncode}: {r.stderr.decode(errors='replace').strip()}")
         elif r.stdout != payload:
             errors.append(f"restore_data #{i}: {len(r.stdout)} bytes back, not the 1024 written")
+    # Where a small call's time goes: the machine's process-spawn floor, the
+    # plugin's own start-up, start-up plus reading and validating the config
+    # (a segment-scope hook makes no request), and the rest is the request.
+    floor = {"spawn /bin/true": ["/bin/true"], "--version": [plugin, "--version"],
+             "config only (segment hook)": [plugin, "setup_plugin_for_backup", config, directory, "segment", '"0"']}
+    breakdown = {}
+    for name, argv in floor.items():
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            subprocess.run(argv, capture_output=True, timeout=60)
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+        breakdown[name] = summary(times)
     result = {
         "pairs": n,
         "bytes_each": KiB,
+        "breakdown": breakdown,
         "backup_data": summary(backup_ms),
         "restore_data": summary(restore_ms),
         "errors": len(errors),
