@@ -85,17 +85,6 @@ fn a_dead_server_fails_within_the_budget_without_output() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
 }
 
-/// Pending multipart uploads and their parts, as s3s-fs keeps them.
-fn pending_uploads(server: &Server) -> Vec<String> {
-    let root = server.object_file("x").unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".upload-") || n.starts_with(".upload_id-"))
-        .collect()
-}
-
 #[test]
 fn killed_uploads_leave_nothing_after_cleanup() {
     use std::io::Write;
@@ -137,12 +126,12 @@ fn killed_uploads_leave_nothing_after_cleanup() {
         let key = c.key(TS, &format!("gpbackup_0_{TS}_{trial}"));
         assert!(!listing.lines().any(|l| l.split('\t').next() == Some(key.as_str())), "trial {trial}: object visible");
     }
-    assert!(!pending_uploads(&server).is_empty(), "no trial reached a multipart upload: the test proves nothing");
+    assert!(!server.pending_uploads().is_empty(), "no trial reached a multipart upload: the test proves nothing");
     // What gpbackup runs after a backup, on each host and the coordinator.
     let dir = seg.display().to_string();
     assert_ok(&c.run("cleanup_plugin_for_backup", &[&dir, "segment_host"], b""));
     assert_ok(&c.run("cleanup_plugin_for_backup", &[&dir, "master", "\"-1\""], b""));
-    assert!(pending_uploads(&server).is_empty(), "left open: {:?}", pending_uploads(&server));
+    assert!(server.pending_uploads().is_empty(), "left open: {:?}", server.pending_uploads());
     let listing = String::from_utf8(c.run("list_directory", &[], b"").stdout).unwrap();
     assert!(listing.is_empty(), "left behind: {listing}");
     let journal = c.home.join(".gpbackup_s3_plugin/uploads");

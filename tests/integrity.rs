@@ -11,20 +11,6 @@ use support::*;
 const TS: &str = "20240315123045";
 const MIB: usize = 1 << 20;
 
-/// Pending multipart uploads and their parts, as s3s-fs keeps them.
-fn pending_uploads(root: &Path) -> Vec<String> {
-    std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".upload-") || n.starts_with(".upload_id-"))
-        .collect()
-}
-
-fn root_of(server: &Server) -> std::path::PathBuf {
-    server.object_file("x").unwrap().parent().unwrap().parent().unwrap().to_path_buf()
-}
-
 #[test]
 fn growing_parts_round_trip_at_every_boundary() {
     let server = Server::start();
@@ -48,38 +34,14 @@ fn growing_parts_round_trip_at_every_boundary() {
         let payload = data(len, i as u64 + 100);
         let path = seg.join(format!("gpbackup_0_{TS}_{i}")).display().to_string();
         let mut args = vec!["backup_data".to_string(), c.config.display().to_string(), path.clone()];
-        let out = run_with_env(&args, &payload, &c.home, &[("GPBACKUP_S3_PLUGIN_TEST_PARTS_PER_STEP", "2")]);
+        let out = run_plugin_env(&args, &payload, &c.home, &[("GPBACKUP_S3_PLUGIN_TEST_PARTS_PER_STEP", "2")]);
         assert_ok(&out);
         args[0] = "restore_data".into();
-        let out = run_with_env(&args, b"", &c.home, &[]);
+        let out = run_plugin(&args, b"", &c.home);
         assert_ok(&out);
         assert!(out.stdout == payload, "{len} bytes: got {} back", out.stdout.len());
     }
-    if server.has_disk() {
-        assert!(pending_uploads(&root_of(&server)).is_empty());
-    }
-}
-
-fn run_with_env(args: &[String], stdin: &[u8], home: &Path, env: &[(&str, &str)]) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(PLUGIN)
-        .args(args)
-        .env("HOME", home)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+    assert!(server.pending_uploads().is_empty());
 }
 
 /// Flips one byte of the stored object, keeping its length.
@@ -188,7 +150,7 @@ fn a_failed_upload_leaves_no_object_and_no_pending_upload() {
     let out = c.run("backup_data", &[&seg.join(&name).display().to_string()], &data(12 * MIB, 7));
     assert!(!out.status.success());
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    assert!(pending_uploads(&root_of(&server)).is_empty(), "{:?}", pending_uploads(&root_of(&server)));
+    assert!(server.pending_uploads().is_empty(), "{:?}", server.pending_uploads());
     let listing = String::from_utf8(c.run("list_directory", &[], b"").stdout).unwrap();
     assert!(listing.is_empty(), "left behind: {listing}");
 }

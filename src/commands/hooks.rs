@@ -15,12 +15,7 @@ use crate::layout;
 use super::{Context, load_config};
 
 pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
-    let (scope, _) = args.scope()?;
-    if scope != Scope::Coordinator {
-        load_config(&args.config)?;
-        return Ok(());
-    }
-    let ctx = Context::open(&args.config).await?;
+    let Some(ctx) = coordinator_context(args).await? else { return Ok(()) };
     // The bucket must exist: some servers (s3s-fs) would create it on the
     // first write, and an operator who typed the wrong name wants to know.
     check_readable(&ctx).await?;
@@ -35,15 +30,21 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
 }
 
 pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
-    let (scope, _) = args.scope()?;
-    if scope != Scope::Coordinator {
-        load_config(&args.config)?;
-        return Ok(());
-    }
-    let ctx = Context::open(&args.config).await?;
+    let Some(ctx) = coordinator_context(args).await? else { return Ok(()) };
     check_readable(&ctx).await?;
     crate::log::info(&format!("Setup for restore: {} is readable", ctx.store.url(&ctx.config.folder)));
     Ok(())
+}
+
+/// The store, at coordinator scope; at the other scopes only the config is
+/// checked and `None` returned.
+async fn coordinator_context(args: &HookArgs) -> Result<Option<Context>> {
+    let (scope, _) = args.scope()?;
+    if scope != Scope::Coordinator {
+        load_config(&args.config)?;
+        return Ok(None);
+    }
+    Ok(Some(Context::open(&args.config).await?))
 }
 
 /// One small listing proves credentials, bucket and read permission.

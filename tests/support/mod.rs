@@ -234,6 +234,18 @@ admin_token = "{token}"
         self.root.is_some()
     }
 
+    /// Open multipart uploads and their stored parts, as s3s-fs keeps them
+    /// (files in its root directory); empty on other servers.
+    pub fn pending_uploads(&self) -> Vec<String> {
+        let Some(root) = &self.root else { return Vec::new() };
+        std::fs::read_dir(root.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".upload-") || n.starts_with(".upload_id-"))
+            .collect()
+    }
+
     /// The server's process id, when this test started the server.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -332,9 +344,15 @@ pub fn normalise(folder: &str) -> String {
 
 /// Runs the plugin binary with exactly `args`, HOME set to `home`.
 pub fn run_plugin(args: &[String], stdin: &[u8], home: &Path) -> Output {
+    run_plugin_env(args, stdin, home, &[])
+}
+
+/// [`run_plugin`] with extra environment variables.
+pub fn run_plugin_env(args: &[String], stdin: &[u8], home: &Path, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(PLUGIN)
         .args(args)
         .env("HOME", home)
+        .envs(env.iter().copied())
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .stdin(Stdio::piped())
