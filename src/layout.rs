@@ -31,6 +31,13 @@ pub fn backup_prefix(folder: &str, timestamp: &str) -> Result<String, Error> {
     Ok(join(folder, &format!("backups/{}/{timestamp}/", &timestamp[..8])))
 }
 
+/// The backup timestamp in a local path gpbackup passed
+/// (`.../backups/<YYYYMMDD>/<TS>/<file>` or the directory `.../<TS>`).
+pub fn timestamp_of_path(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    parts.iter().rev().take(2).find(|p| validate_timestamp(p).is_ok()).map(|p| p.to_string())
+}
+
 /// `YYYYMMDDHHMMSS`, as gpbackup names its backups.
 pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
     // Digits only, not a calendar check: gpbackup's own plugin_test.sh uses
@@ -57,6 +64,17 @@ fn join(folder: &str, rest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_of_paths() {
+        let file = "/data/gpseg-1/backups/20240315/20240315123045/gpbackup_20240315123045_config.yaml";
+        assert_eq!(timestamp_of_path(file).as_deref(), Some("20240315123045"));
+        assert_eq!(
+            timestamp_of_path("/data/gpseg-1/backups/20240315/20240315123045/").as_deref(),
+            Some("20240315123045")
+        );
+        assert_eq!(timestamp_of_path("/data/gpseg-1/backups/20240315/x/f"), None);
+    }
 
     #[test]
     fn go_plugin_examples() {
