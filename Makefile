@@ -5,7 +5,8 @@
 #   make demo         build, then replay a small gpbackup/gprestore run against
 #                     a local S3 server (scripts/demo.sh)
 #   make test         lint, then the unit and integration tests (s3s-fs server,
-#                     installed on first use by scripts/ensure-s3s-fs.sh)
+#                     installed on first use by scripts/ensure-s3s-fs.sh, and
+#                     moto for the cold-storage tests, scripts/ensure-moto.sh)
 #   make test-compat  the integration tests against Garage, a stricter
 #                     MinIO-like server (built on first use: ~12 minutes)
 #   make lint         cargo fmt --check and cargo clippy -D warnings
@@ -65,9 +66,10 @@ demo: build
 	bash scripts/demo.sh
 
 # Lint first (quick failures), then the tests. The integration tests find
-# s3s-fs on PATH or in ~/.cargo/bin.
+# s3s-fs on PATH or in ~/.cargo/bin, and moto in its venv.
 test: lint
 	bash scripts/ensure-s3s-fs.sh >/dev/null
+	bash scripts/ensure-moto.sh >/dev/null
 	$(CARGO) test --release
 
 test-compat:
