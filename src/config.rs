@@ -1097,4 +1097,21 @@ options:
             Config::parse(&with("  http_proxy: http://proxy:3128\n  no_proxy: \"localhost, .internal\"\n")).unwrap();
         assert_eq!(c.no_proxy.as_deref(), Some("localhost,.internal"));
     }
+
+    #[test]
+    fn the_cold_storage_and_kms_examples_mean_what_they_say() {
+        let c = Config::parse(include_str!("../plugin-config-examples/s3-deep-archive.yaml")).unwrap();
+        assert_eq!(c.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
+        assert_eq!(c.metadata_storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(c.thaw, Thaw { tier: RestoreTier::Bulk, days: 5, wait_timeout: Duration::ZERO, auto: false });
+        assert_eq!(c.object_tags.len(), 2);
+        assert!(!c.force_path_style);
+        let c = Config::parse(include_str!("../plugin-config-examples/s3-sse-kms.yaml")).unwrap();
+        assert!(matches!(
+            &c.encryption,
+            Encryption::Kms { key_id: Some(k), bucket_key: Some(true), dual_layer: false } if k.starts_with("arn:aws:kms:")
+        ));
+        assert_eq!((c.connect_timeout, c.read_timeout), (Duration::from_secs(10), Duration::from_secs(300)));
+        assert_eq!(c.no_proxy.as_deref(), Some("169.254.169.254,.internal"));
+    }
 }
