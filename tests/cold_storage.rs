@@ -314,12 +314,15 @@ fn sse_c_round_trip_with_a_key_file() {
     let key: Vec<u8> = data(32, 99);
     std::fs::write(&key_file, &key).unwrap();
     let key_path = key_file.display().to_string();
+    // moto accepts SSE-C but does not enforce it: a proxy records what is sent.
+    let proxy = RecordingProxy::start(&server.endpoint);
     let c = Cluster::new(
         &server,
         &[
             ("sse_customer_key_file", key_path.as_str()),
             ("backup_multipart_chunksize", "5MB"),
             ("restore_multipart_chunksize", "5MB"),
+            ("http_proxy", &proxy.url),
         ],
     );
     let (payloads, meta) = back_up(&c, TS, 7);
@@ -330,6 +333,45 @@ fn sse_c_round_trip_with_a_key_file() {
     }
     std::fs::remove_file(&meta).unwrap();
     assert_ok(&c.run("restore_file", &[&meta], b""));
+    assert_ok(&c.run("check", &[], b""));
+
+    // Every request that writes or reads object data or metadata carries
+    // the key and its MD5: PutObject, CreateMultipartUpload, UploadPart,
+    // CompleteMultipartUpload, GetObject (ranged) and HeadObject.
+    let md5 = {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("openssl dgst -md5 -binary '{key_path}' | base64 -w0"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let heads = proxy.heads();
+    let mut kinds = std::collections::BTreeMap::new();
+    for head in &heads {
+        let line = head.lines().next().unwrap();
+        let kind = match line.split(' ').next().unwrap() {
+            "PUT" if line.contains("partNumber=") => "UploadPart",
+            "PUT" => "PutObject",
+            "POST" if line.contains("?uploads") => "CreateMultipartUpload",
+            "POST" if line.contains("uploadId=") => "CompleteMultipartUpload",
+            "GET" if !line.contains("list-type") => "GetObject",
+            "HEAD" => "HeadObject",
+            _ => continue,
+        };
+        assert!(head.contains("x-amz-server-side-encryption-customer-algorithm: aes256"), "{kind}: {head}");
+        assert!(
+            head.contains(&format!("x-amz-server-side-encryption-customer-key-md5: {}", md5.to_lowercase())),
+            "{kind}: {head}"
+        );
+        assert!(head.contains("x-amz-server-side-encryption-customer-key: "), "{kind}: {head}");
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    for kind in
+        ["PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "GetObject", "HeadObject"]
+    {
+        assert!(kinds.contains_key(kind), "no {kind} seen: {kinds:?}");
+    }
     let out = c.run("check", &[], b"");
     assert_ok(&out);
     assert!(text(&out).contains("encryption             SSE-C with the key in"), "{}", text(&out));
