@@ -210,3 +210,46 @@ fn ca_cert_file_trusts_a_private_ca() {
     assert_ok(&out);
     assert!(out.stdout == payload);
 }
+
+#[test]
+fn check_stops_at_the_first_failure_with_a_precise_message() {
+    let server = Server::start();
+    let c = Cluster::new(&server, &[("bucket", "no-such-bucket-here")]);
+    let out = c.run("check", &[], b"");
+    assert_fails_with(&out, "check: bucket: list s3://no-such-bucket-here/");
+    assert_fails_with(&out, "NoSuchBucket");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(report.contains("credentials            static keys from the plugin config"), "{report}");
+    assert!(!report.contains("probe") && !report.contains("all checks passed"), "{report}");
+
+    let c = Cluster::new(&server, &[("aws_secret_access_key", "wrong-secret-value")]);
+    let out = c.run("check", &[], b"");
+    assert_fails_with(&out, "check: bucket");
+    assert!(
+        !stderr(&out).contains("wrong-secret-value") && !String::from_utf8_lossy(&out.stdout).contains("wrong-secret")
+    );
+
+    let out = run_plugin(&["check".into(), "/nonexistent/cfg.yaml".into()], b"", &c.home);
+    assert_fails_with(&out, "/nonexistent/cfg.yaml");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn check_names_the_credential_source_of_the_default_chain() {
+    let server = Server::start();
+    let c = Cluster::new(&server, &[("aws_access_key_id", ""), ("aws_secret_access_key", "")]);
+    let out = Command::new(PLUGIN)
+        .args(["check", &c.config.display().to_string()])
+        .env("HOME", &c.home)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &server.secret_key)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = report.lines().find(|l| l.starts_with("credentials")).unwrap_or_default();
+    assert!(line.contains("the AWS default chain: EnvironmentVariable"), "{report}");
+    assert!(line.contains(&server.access_key[..4]) && !report.contains(&server.secret_key), "{report}");
+}

@@ -117,8 +117,9 @@ pub async fn backup_prefixes(ctx: &Context, timestamp: &str) -> Result<Vec<(Stri
     let config_key = format!("{own}gpbackup_{timestamp}_config.yaml");
     let text = match ctx.store.get_range(&config_key, 0..(4 << 20)).await {
         Ok(fetched) => String::from_utf8_lossy(&fetched.data).into_owned(),
-        // No config (not a gpbackup backup, or gone): the directory alone.
-        Err(Error::NotFound(_)) => return Ok(out),
+        // No readable config (not a gpbackup backup, gone, or archived by
+        // hand): the directory alone.
+        Err(Error::NotFound(_)) | Err(Error::Archived(_)) => return Ok(out),
         Err(e) => return Err(e),
     };
     for ts in restore_plan_timestamps(&text) {
