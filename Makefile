@@ -5,7 +5,8 @@
 #   make demo         build, then replay a small gpbackup/gprestore run against
 #                     a local S3 server (scripts/demo.sh)
 #   make test         lint, then the unit and integration tests (s3s-fs server,
-#                     installed on first use by scripts/ensure-s3s-fs.sh) and the
+#                     installed on first use by scripts/ensure-s3s-fs.sh; moto
+#                     for the cold-storage tests, scripts/ensure-moto.sh) and the
 #                     end-to-end tests with PostgreSQL (Debian's postgresql, gzip
 #                     and zstd, installed when missing and possible by
 #                     scripts/ensure-postgres.sh)
@@ -70,11 +71,12 @@ demo: build
 	bash scripts/demo.sh
 
 # Lint first (quick failures), then the tests. The integration tests find
-# s3s-fs on PATH or in ~/.cargo/bin; the end-to-end tests find PostgreSQL in
-# /usr/lib/postgresql/*/bin (or PG_BINDIR) and say "skipped" without it
-# (they fail instead when CI=true).
+# s3s-fs on PATH or in ~/.cargo/bin, and moto in its venv; the end-to-end
+# tests find PostgreSQL in /usr/lib/postgresql/*/bin (or PG_BINDIR) and say
+# "skipped" without it (they fail instead when CI=true).
 test: lint
 	bash scripts/ensure-s3s-fs.sh >/dev/null
+	bash scripts/ensure-moto.sh >/dev/null
 	@bash scripts/ensure-postgres.sh >/dev/null || \
 	    echo "note: PostgreSQL, gzip or zstd is missing: the end-to-end tests (tests/gpbackup_e2e.rs) will be skipped"
 	$(CARGO) test --release

@@ -8,10 +8,14 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::config::MAX_RESTORE_DAYS;
 use crate::error::Error;
+use crate::store::RestoreTier;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -120,6 +124,39 @@ pub enum Command {
         /// Directory in the bucket; the bucket root is refused
         prefix: String,
     },
+    /// Make an archived backup readable: request restores of its archived objects, report their state
+    #[command(name = "thaw")]
+    Thaw {
+        /// Plugin config file
+        config: PathBuf,
+        /// Backup timestamp YYYYMMDDHHMMSS
+        timestamp: String,
+        /// Wait until every object is readable (progress on a terminal, log lines otherwise)
+        #[arg(long)]
+        wait: bool,
+        /// Restore tier: Expedited, Standard or Bulk (default: restore_tier, else Standard)
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<RestoreTier>,
+        /// Days the restored copies stay readable (default: restore_days, else 7)
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_RESTORE_DAYS as i64))]
+        days: Option<u32>,
+        /// With --wait: give up (exit 1) after this long, e.g. 30m or 12h; restores go on
+        #[arg(long, value_parser = crate::commands::thaw::parse_timeout, requires = "wait")]
+        timeout: Option<Duration>,
+        /// Only report the state; request nothing
+        #[arg(long)]
+        status: bool,
+    },
+    /// Preflight: config, credentials, bucket, and a probe object written, read and deleted
+    #[command(name = "check")]
+    Check {
+        /// Plugin config file
+        config: PathBuf,
+    },
+}
+
+fn parse_tier(text: &str) -> Result<RestoreTier, String> {
+    RestoreTier::parse(text).ok_or_else(|| format!("tier {text:?} must be Expedited, Standard or Bulk"))
 }
 
 /// What the process was asked to do.
@@ -286,6 +323,31 @@ mod tests {
             parse(args(&["list_directory", "/c"])).unwrap(),
             Invocation::Run(Command::ListDirectory { prefix: None, .. })
         ));
+        assert!(matches!(parse(args(&["check", "/c"])).unwrap(), Invocation::Run(Command::Check { .. })));
+        match parse(args(&[
+            "thaw",
+            "/c",
+            "20240315123045",
+            "--wait",
+            "--tier",
+            "bulk",
+            "--days",
+            "3",
+            "--timeout",
+            "2h",
+        ]))
+        .unwrap()
+        {
+            Invocation::Run(Command::Thaw { wait, tier, days, timeout, status, .. }) => {
+                assert!(wait && !status);
+                assert_eq!((tier, days, timeout), (Some(RestoreTier::Bulk), Some(3), Some(Duration::from_secs(7200))));
+            }
+            other => panic!("{other:?}"),
+        }
+        let m = usage_error(&["thaw", "/c", "20240315123045", "--tier", "fast"]);
+        assert!(m.contains("Expedited, Standard or Bulk") && !m.contains('\n'), "{m}");
+        assert!(usage_error(&["thaw", "/c", "20240315123045", "--days", "0"]).contains("0"));
+        assert!(usage_error(&["thaw", "/c", "20240315123045", "--timeout", "1h"]).contains("--wait"));
     }
 
     #[test]

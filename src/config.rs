@@ -13,12 +13,42 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use base64::Engine as _;
+use md5::Digest as _;
+
 use crate::error::Error;
 use crate::size::{MIB, parse_size};
+use crate::store::RestoreTier;
 
 /// S3's smallest allowed part (except the last) and largest allowed part.
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
+
+/// Storage classes S3 knows (the values of `x-amz-storage-class`).
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "EXPRESS_ONEZONE",
+    "OUTPOSTS",
+    "SNOW",
+];
+
+/// Classes whose objects cannot be read until a restore request has made a
+/// temporary copy (GLACIER is S3 Glacier Flexible Retrieval).
+pub const ARCHIVED_CLASSES: &[&str] = &["GLACIER", "DEEP_ARCHIVE"];
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the first byte of a response (covers a slow server
+/// storing a 5 GiB part) before the attempt is abandoned and retried.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a restored copy of an archived object stays readable.
+pub const DEFAULT_RESTORE_DAYS: u32 = 7;
 
 /// Defaults sized for a Greenplum host that runs one plugin process per table
 /// per segment: small parts, a handful in flight (about 48 MiB of buffers).
@@ -70,6 +100,22 @@ const KNOWN_KEYS: &[&str] = &[
     "remove_duplicate_bucket",
     "retry_max_attempts",
     "retry_time_budget",
+    "force_path_style",
+    "storage_class",
+    "metadata_storage_class",
+    "server_side_encryption",
+    "sse_kms_key_id",
+    "sse_bucket_key",
+    "sse_customer_key_file",
+    "ca_cert_file",
+    "connect_timeout",
+    "read_timeout",
+    "no_proxy",
+    "object_tags",
+    "restore_tier",
+    "restore_days",
+    "restore_wait_timeout",
+    "restore_auto",
 ];
 
 /// Static credentials from the config file. `Debug` never shows the secret.
@@ -120,8 +166,83 @@ pub struct Config {
     pub retry_max_attempts: u32,
     /// No retry starts after this much time into a command (`retry_time_budget`).
     pub retry_time_budget: Duration,
+    /// `<endpoint>/<bucket>/<key>` rather than `<bucket>.<endpoint>/<key>`.
+    pub force_path_style: bool,
+    /// Storage class of `backup_data` payloads; `None`: the bucket's default.
+    pub storage_class: Option<String>,
+    /// Storage class of everything else (metadata, TOCs, reports, manifests).
+    pub metadata_storage_class: Option<String>,
+    pub encryption: Encryption,
+    /// Extra trusted root certificates (PEM) for the endpoint's TLS.
+    pub ca_cert: Option<CaCert>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// Hosts reached without the proxy (comma-separated NO_PROXY rules).
+    pub no_proxy: Option<String>,
+    /// Tags set on every object the plugin writes.
+    pub object_tags: Vec<(String, String)>,
+    /// How archived objects are brought back (thaw, restore setup).
+    pub thaw: Thaw,
     /// The option values that must never appear in logs, errors or uploads.
     pub secrets: Secrets,
+}
+
+/// Server-side encryption of what the plugin writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    /// Whatever the bucket does by default.
+    BucketDefault,
+    /// SSE-S3 (`AES256`).
+    S3Managed,
+    /// SSE-KMS (`aws:kms`, or `aws:kms:dsse` for dual-layer).
+    Kms { key_id: Option<String>, bucket_key: Option<bool>, dual_layer: bool },
+    /// SSE-C: the key travels with every request that writes or reads data.
+    Customer(CustomerKey),
+}
+
+/// An SSE-C key as S3 wants it. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CustomerKey {
+    /// The file it was read from (for messages).
+    pub file: String,
+    /// base64 of the 32-byte key.
+    pub key_base64: String,
+    /// base64 of the key's MD5 (S3 checks it to catch a mangled key).
+    pub key_md5_base64: String,
+}
+
+impl fmt::Debug for CustomerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomerKey")
+            .field("file", &self.file)
+            .field("key", &"<redacted>")
+            .field("key_md5", &self.key_md5_base64)
+            .finish()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaCert {
+    pub file: String,
+    pub pem: Vec<u8>,
+}
+
+impl fmt::Debug for CaCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaCert({}, {} bytes)", self.file, self.pem.len())
+    }
+}
+
+/// Restores of archived objects: defaults of `thaw` and of the restore setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thaw {
+    pub tier: RestoreTier,
+    /// Days a restored copy stays readable.
+    pub days: u32,
+    /// How long `setup_plugin_for_restore` waits for restores (0: not at all).
+    pub wait_timeout: Duration,
+    /// `setup_plugin_for_restore` requests the restores itself.
+    pub auto: bool,
 }
 
 /// Secret option values; `Debug` shows only how many there are.
@@ -279,17 +400,95 @@ impl Config {
             concurrency: concurrency(&options, "restore_max_concurrent_requests", &mut problems),
         };
 
-        let remove_duplicate_bucket = match opt("remove_duplicate_bucket") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                problems.push("remove_duplicate_bucket must be true or false".to_string());
-                false
-            }
-        };
+        let remove_duplicate_bucket = boolean(&options, "remove_duplicate_bucket", &mut problems).unwrap_or(false);
         if remove_duplicate_bucket && endpoint.is_none() {
             problems.push("remove_duplicate_bucket needs an endpoint".to_string());
         }
+        let force_path_style = match boolean(&options, "force_path_style", &mut problems) {
+            Some(false) if remove_duplicate_bucket => {
+                problems.push(
+                    "force_path_style: false contradicts remove_duplicate_bucket: true (drop the bucket from the \
+                     endpoint and use force_path_style: false alone)"
+                        .to_string(),
+                );
+                true
+            }
+            Some(v) => v,
+            // Path-style for S3-compatible servers, as the Go plugin always did:
+            // their buckets rarely have DNS names. AWS itself: virtual-host.
+            None => endpoint.is_some(),
+        };
+
+        let storage_class = class_option(&options, "storage_class", &mut problems);
+        let metadata_storage_class = class_option(&options, "metadata_storage_class", &mut problems);
+        if let Some(class) = &metadata_storage_class
+            && ARCHIVED_CLASSES.contains(&class.as_str())
+        {
+            problems.push(format!(
+                "metadata_storage_class {class} is an archived class: gprestore and gpbackup --incremental read \
+                 metadata files at once, so they need an instant-access class (STANDARD, STANDARD_IA, \
+                 INTELLIGENT_TIERING, GLACIER_IR, ...)"
+            ));
+        }
+
+        let mut secrets = Secrets(
+            options
+                .iter()
+                .filter(|(k, v)| SECRET_KEYS.contains(&k.as_str()) && !v.trim().is_empty())
+                .map(|(_, v)| v.trim().to_string())
+                .collect(),
+        );
+        let encryption = encryption(&options, &mut problems, &mut secrets);
+
+        let ca_cert = opt("ca_cert_file").map(|file| {
+            if endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) {
+                problems.push("ca_cert_file needs TLS, but the endpoint is http:// (encryption: off)".to_string());
+            }
+            let pem = match std::fs::read(file) {
+                Ok(pem) => pem,
+                Err(e) => {
+                    problems.push(format!("ca_cert_file {file} cannot be read: {e}"));
+                    Vec::new()
+                }
+            };
+            if !pem.is_empty() && !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                problems.push(format!("ca_cert_file {file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+            }
+            CaCert { file: file.to_string(), pem }
+        });
+
+        let connect_timeout = duration(&options, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, false, &mut problems);
+        let read_timeout = duration(&options, "read_timeout", DEFAULT_READ_TIMEOUT, false, &mut problems);
+        let no_proxy = opt("no_proxy").map(|rules| rules.split(',').map(str::trim).collect::<Vec<_>>().join(","));
+        let object_tags = match opt("object_tags").map(parse_tags) {
+            None => Vec::new(),
+            Some(Ok(tags)) => tags,
+            Some(Err(why)) => {
+                problems.push(format!("object_tags: {why}"));
+                Vec::new()
+            }
+        };
+
+        let tier = match opt("restore_tier") {
+            None => RestoreTier::Standard,
+            Some(t) => RestoreTier::parse(t).unwrap_or_else(|| {
+                problems.push("restore_tier must be Expedited, Standard or Bulk".to_string());
+                RestoreTier::Standard
+            }),
+        };
+        let days = match opt("restore_days") {
+            None => DEFAULT_RESTORE_DAYS,
+            Some(d) => match d.parse::<u32>() {
+                Ok(n) if (1..=MAX_RESTORE_DAYS).contains(&n) => n,
+                _ => {
+                    problems.push(format!("restore_days must be a whole number of days from 1 to {MAX_RESTORE_DAYS}"));
+                    DEFAULT_RESTORE_DAYS
+                }
+            },
+        };
+        let wait_timeout = duration(&options, "restore_wait_timeout", Duration::ZERO, true, &mut problems);
+        let auto = boolean(&options, "restore_auto", &mut problems).unwrap_or(false);
+        let thaw = Thaw { tier, days, wait_timeout, auto };
 
         for key in ["restore_subset", "password_encryption", "replication"] {
             if let Some(v) = opt(key)
@@ -317,21 +516,7 @@ impl Config {
                 }
             },
         };
-        let retry_time_budget = match opt("retry_time_budget") {
-            None => DEFAULT_RETRY_BUDGET,
-            Some(v) => parse_duration(v).unwrap_or_else(|why| {
-                problems.push(format!("retry_time_budget: {why}"));
-                DEFAULT_RETRY_BUDGET
-            }),
-        };
-
-        let secrets = Secrets(
-            options
-                .iter()
-                .filter(|(k, v)| SECRET_KEYS.contains(&k.as_str()) && !v.trim().is_empty())
-                .map(|(_, v)| v.trim().to_string())
-                .collect(),
-        );
+        let retry_time_budget = duration(&options, "retry_time_budget", DEFAULT_RETRY_BUDGET, false, &mut problems);
 
         if !problems.is_empty() {
             return Err(Error::Config(problems.join("; ")));
@@ -350,6 +535,16 @@ impl Config {
             remove_duplicate_bucket,
             retry_max_attempts,
             retry_time_budget,
+            force_path_style,
+            storage_class,
+            metadata_storage_class,
+            encryption,
+            ca_cert,
+            connect_timeout,
+            read_timeout,
+            no_proxy,
+            object_tags,
+            thaw,
             secrets,
         })
     }
@@ -376,25 +571,6 @@ fn one_line(s: &str) -> String {
 /// and deletes, so a trailing slash can never make `delete_backup` miss.
 pub fn normalise_folder(folder: &str) -> String {
     folder.split('/').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/")
-}
-
-/// `90`, `90s`, `500ms`, `5m`, `1h`: a duration; bare numbers are seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| "expected a duration such as 30s, 5m or 1h".to_string())?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" | "sec" | "secs" => Duration::from_secs(n),
-        "m" | "min" | "mins" => Duration::from_secs(n.saturating_mul(60)),
-        "h" | "hour" | "hours" => Duration::from_secs(n.saturating_mul(3600)),
-        other => return Err(format!("unrecognised duration unit {other:?} (use ms, s, m or h)")),
-    };
-    if d.is_zero() {
-        return Err("must be longer than zero".to_string());
-    }
-    Ok(d)
 }
 
 fn part_size(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec<String>) -> u64 {
@@ -425,6 +601,211 @@ fn concurrency(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec
             DEFAULT_CONCURRENCY
         }
     }
+}
+
+/// The longest a restored copy may be asked to stay (ten years).
+pub const MAX_RESTORE_DAYS: u32 = 3650;
+
+fn option<'a>(options: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    options.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// `true`/`false`; `None` when the option is absent (or wrong: then a problem).
+fn boolean(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec<String>) -> Option<bool> {
+    match option(options, key)? {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => {
+            problems.push(format!("{key} must be true or false"));
+            None
+        }
+    }
+}
+
+/// A storage class name, upper-cased; `None` when absent or wrong.
+fn class_option(options: &BTreeMap<String, String>, key: &str, problems: &mut Vec<String>) -> Option<String> {
+    let value = option(options, key)?.to_ascii_uppercase();
+    if STORAGE_CLASSES.contains(&value.as_str()) {
+        Some(value)
+    } else {
+        problems.push(format!("{key} {value} is not a storage class (one of {})", STORAGE_CLASSES.join(", ")));
+        None
+    }
+}
+
+/// `server_side_encryption`, `sse_kms_key_id`, `sse_bucket_key` and
+/// `sse_customer_key_file`, checked together.
+fn encryption(options: &BTreeMap<String, String>, problems: &mut Vec<String>, secrets: &mut Secrets) -> Encryption {
+    let kms_key_id = option(options, "sse_kms_key_id").map(str::to_string);
+    let bucket_key = boolean(options, "sse_bucket_key", problems);
+    let key_file = option(options, "sse_customer_key_file");
+    let mode = option(options, "server_side_encryption");
+    let kms = match mode {
+        None => None,
+        Some("AES256") => Some(false),
+        Some("aws:kms") | Some("aws:kms:dsse") => Some(true),
+        Some(_) => {
+            problems.push("server_side_encryption must be AES256, aws:kms or aws:kms:dsse".to_string());
+            None
+        }
+    };
+    if kms != Some(true) {
+        for (key, set) in [("sse_kms_key_id", kms_key_id.is_some()), ("sse_bucket_key", bucket_key.is_some())] {
+            if set {
+                problems.push(format!("{key} needs server_side_encryption: aws:kms"));
+            }
+        }
+    }
+    if let Some(file) = key_file {
+        if mode.is_some() {
+            problems.push(
+                "sse_customer_key_file (SSE-C) and server_side_encryption exclude each other; set only one".to_string(),
+            );
+        }
+        return match read_customer_key(file) {
+            Ok((key, text)) => {
+                secrets.0.push(key.key_base64.clone());
+                if let Some(text) = text {
+                    secrets.0.push(text);
+                }
+                Encryption::Customer(key)
+            }
+            Err(why) => {
+                problems.push(format!("sse_customer_key_file {file}: {why}"));
+                Encryption::BucketDefault
+            }
+        };
+    }
+    match (mode, kms) {
+        (Some(mode), Some(true)) => {
+            Encryption::Kms { key_id: kms_key_id, bucket_key, dual_layer: mode == "aws:kms:dsse" }
+        }
+        (Some(_), Some(false)) => Encryption::S3Managed,
+        _ => Encryption::BucketDefault,
+    }
+}
+
+/// Reads an SSE-C key file: the raw 32-byte key, or its base64 (one line).
+/// Returns the key and, when the file held text, that text (a secret too).
+/// Messages never contain a byte of the file.
+pub fn read_customer_key(file: &str) -> Result<(CustomerKey, Option<String>), String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot be read: {e}"))?;
+    let (raw, text) = if bytes.len() == 32 {
+        (bytes, None)
+    } else {
+        let text = std::str::from_utf8(&bytes).map(str::trim).unwrap_or_default();
+        match base64::engine::general_purpose::STANDARD.decode(text) {
+            Ok(raw) if raw.len() == 32 && !text.is_empty() => (raw, Some(text.to_string())),
+            _ => {
+                return Err(format!(
+                    "must hold a 256-bit key: 32 raw bytes or their base64 (44 characters); it holds {} bytes",
+                    bytes.len()
+                ));
+            }
+        }
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = CustomerKey {
+        file: file.to_string(),
+        key_base64: b64.encode(&raw),
+        key_md5_base64: b64.encode(md5::Md5::digest(&raw)),
+    };
+    Ok((key, text))
+}
+
+/// A duration option; `allow_zero` for waits that may be switched off.
+fn duration(
+    options: &BTreeMap<String, String>,
+    key: &str,
+    default: Duration,
+    allow_zero: bool,
+    problems: &mut Vec<String>,
+) -> Duration {
+    let Some(text) = option(options, key) else { return default };
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() && !allow_zero => {
+            problems.push(format!("{key} must be longer than zero"));
+            default
+        }
+        Ok(d) if d > MAX_DURATION => {
+            problems.push(format!("{key} must be at most 30 days"));
+            default
+        }
+        Ok(d) => d,
+        Err(why) => {
+            problems.push(format!("{key}: {why}"));
+            default
+        }
+    }
+}
+
+const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// `10s`, `5m`, `1h30m`, `2d`, `500ms`; a plain number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (examples: 30s, 5m, 1h30m, 2d, 500ms)");
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = compact.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = compact.as_str();
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let millis_per = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" | "sec" | "secs" => 1_000,
+            "m" | "min" | "mins" => 60_000,
+            "h" | "hour" | "hours" => 3_600_000,
+            "d" | "day" | "days" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        let add = n.checked_mul(millis_per).ok_or_else(bad)?;
+        total = total.checked_add(Duration::from_millis(add)).ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+/// `k1=v1&k2=v2` (S3's tag set form): at most 10 tags, unique keys of 1-128
+/// and values of 0-256 characters of S3's tag alphabet (letters, digits,
+/// spaces and `_ . : / = + - @`).
+pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for pair in text.split('&') {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        let allowed = |s: &str| s.chars().all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c));
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(format!("tag key {k:?} must have 1 to 128 characters"));
+        }
+        if v.chars().count() > 256 {
+            return Err(format!("the value of tag {k} has more than 256 characters"));
+        }
+        if !allowed(k) || !allowed(v) {
+            return Err(format!("tag {k}: only letters, digits, spaces and _ . : / = + - @ are allowed"));
+        }
+        if k.starts_with("aws:") {
+            return Err(format!("tag key {k} uses the reserved aws: prefix"));
+        }
+        if tags.iter().any(|(existing, _)| existing == k) {
+            return Err(format!("tag key {k} appears twice"));
+        }
+        tags.push((k.to_string(), v.to_string()));
+    }
+    if tags.len() > 10 {
+        return Err(format!("{} tags given; S3 allows 10 per object", tags.len()));
+    }
+    Ok(tags)
 }
 
 #[cfg(test)]
@@ -555,13 +936,6 @@ options:
 
     #[test]
     fn durations_and_retries() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "0", "5x", "m", "-1s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
         let c = Config::parse(MINIMAL).unwrap();
         assert_eq!((c.retry_max_attempts, c.retry_time_budget), (DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BUDGET));
         let text = MINIMAL.to_string() + "  retry_max_attempts: 3\n  retry_time_budget: 2m\n";
@@ -570,6 +944,8 @@ options:
         let text = MINIMAL.to_string() + "  retry_max_attempts: 0\n  retry_time_budget: soon\n";
         let m = err(&text);
         assert!(m.contains("retry_max_attempts") && m.contains("retry_time_budget"), "{m}");
+        let text = MINIMAL.to_string() + "  retry_time_budget: 0\n";
+        assert!(err(&text).contains("retry_time_budget must be longer than zero"));
     }
 
     #[test]
@@ -588,5 +964,194 @@ options:
         let text = MINIMAL.to_string() + "  gpbackup_s3_plugin: encrypted-pw\n  password_encryption: \"on\"\n";
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.secrets.0, vec!["encrypted-pw".to_string()]);
+    }
+    #[test]
+    fn durations() {
+        for (text, secs) in [("10", 10.0), ("10s", 10.0), ("5m", 300.0), ("1h30m", 5400.0), ("2d", 172_800.0)] {
+            assert_eq!(parse_duration(text).unwrap().as_secs_f64(), secs, "{text}");
+        }
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1 h 5 s").unwrap(), Duration::from_secs(3605));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "s", "5x", "m5", "1.5h", "-3s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let with = |k: &str, v: &str| format!("{MINIMAL}  {k}: {v}\n");
+        let c = Config::parse(&with("connect_timeout", "3s")).unwrap();
+        assert_eq!((c.connect_timeout, c.read_timeout), (Duration::from_secs(3), DEFAULT_READ_TIMEOUT));
+        assert_eq!(Config::parse(&with("read_timeout", "2m")).unwrap().read_timeout, Duration::from_secs(120));
+        assert!(err(&with("connect_timeout", "0")).contains("connect_timeout must be longer than zero"));
+        assert!(err(&with("read_timeout", "soon")).contains("read_timeout: \"soon\" is not a duration"));
+        assert!(err(&with("read_timeout", "31d")).contains("read_timeout must be at most 30 days"));
+        // A wait may be switched off.
+        assert_eq!(Config::parse(&with("restore_wait_timeout", "0")).unwrap().thaw.wait_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(
+            parse_tags("team=dba&retention=90 days&path=a/b:c").unwrap(),
+            vec![
+                ("team".to_string(), "dba".to_string()),
+                ("retention".to_string(), "90 days".to_string()),
+                ("path".to_string(), "a/b:c".to_string())
+            ]
+        );
+        assert_eq!(parse_tags("empty=").unwrap(), vec![("empty".to_string(), String::new())]);
+        let eleven = (0..11).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
+        for (bad, why) in [
+            ("novalue", "is not key=value"),
+            ("=v", "1 to 128"),
+            ("a=1&a=2", "appears twice"),
+            ("a=b;c", "only letters"),
+            ("aws:x=1", "reserved"),
+            (eleven.as_str(), "11 tags"),
+        ] {
+            let e = parse_tags(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let c = Config::parse(&format!("{MINIMAL}  object_tags: \"a=1&b=2\"\n")).unwrap();
+        assert_eq!(c.object_tags.len(), 2);
+        assert!(err(&format!("{MINIMAL}  object_tags: x\n")).contains("object_tags: \"x\" is not key=value"));
+    }
+
+    #[test]
+    fn storage_classes() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!((c.storage_class, c.metadata_storage_class), (None, None));
+        let c =
+            Config::parse(&format!("{MINIMAL}  storage_class: deep_archive\n  metadata_storage_class: GLACIER_IR\n"))
+                .unwrap();
+        assert_eq!(c.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
+        assert_eq!(c.metadata_storage_class.as_deref(), Some("GLACIER_IR"));
+        let m = err(&format!("{MINIMAL}  storage_class: FROZEN\n  metadata_storage_class: GLACIER\n"));
+        assert!(m.contains("storage_class FROZEN is not a storage class"), "{m}");
+        assert!(m.contains("metadata_storage_class GLACIER is an archived class"), "{m}");
+    }
+
+    #[test]
+    fn restore_options() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.thaw, Thaw { tier: RestoreTier::Standard, days: 7, wait_timeout: Duration::ZERO, auto: false });
+        let text = format!(
+            "{MINIMAL}  restore_tier: bulk\n  restore_days: 3\n  restore_wait_timeout: 2h\n  restore_auto: true\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(
+            c.thaw,
+            Thaw { tier: RestoreTier::Bulk, days: 3, wait_timeout: Duration::from_secs(7200), auto: true }
+        );
+        let text = format!(
+            "{MINIMAL}  restore_tier: Fast\n  restore_days: 0\n  restore_wait_timeout: forever\n  restore_auto: yes\n"
+        );
+        let m = err(&text);
+        for needle in ["restore_tier must be", "restore_days must be", "restore_wait_timeout:", "restore_auto must be"]
+        {
+            assert!(m.contains(needle), "missing {needle:?} in {m}");
+        }
+    }
+
+    #[test]
+    fn encryption_combinations() {
+        let with = |extra: &str| format!("{MINIMAL}{extra}");
+        assert_eq!(Config::parse(MINIMAL).unwrap().encryption, Encryption::BucketDefault);
+        assert_eq!(
+            Config::parse(&with("  server_side_encryption: AES256\n")).unwrap().encryption,
+            Encryption::S3Managed
+        );
+        let c = Config::parse(&with(
+            "  server_side_encryption: aws:kms\n  sse_kms_key_id: arn:aws:kms:us-west-2:1:key/k\n  sse_bucket_key: true\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.encryption,
+            Encryption::Kms {
+                key_id: Some("arn:aws:kms:us-west-2:1:key/k".to_string()),
+                bucket_key: Some(true),
+                dual_layer: false
+            }
+        );
+        let c = Config::parse(&with("  server_side_encryption: aws:kms:dsse\n")).unwrap();
+        assert!(matches!(c.encryption, Encryption::Kms { key_id: None, bucket_key: None, dual_layer: true }));
+        let m = err(&with("  server_side_encryption: AES256\n  sse_kms_key_id: k\n  sse_bucket_key: true\n"));
+        assert!(m.contains("sse_kms_key_id needs server_side_encryption: aws:kms"), "{m}");
+        assert!(m.contains("sse_bucket_key needs server_side_encryption: aws:kms"), "{m}");
+        assert!(err(&with("  server_side_encryption: kms\n")).contains("server_side_encryption must be"));
+        assert!(err(&with("  sse_kms_key_id: k\n")).contains("sse_kms_key_id needs"));
+    }
+
+    #[test]
+    fn customer_keys_from_files_never_leak() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(200)).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+        let raw_file = dir.path().join("raw.key");
+        std::fs::write(&raw_file, &raw).unwrap();
+        let text_file = dir.path().join("b64.key");
+        std::fs::write(&text_file, format!("{b64}\n")).unwrap();
+        let with = |file: &std::path::Path| format!("{MINIMAL}  sse_customer_key_file: {}\n", file.display());
+        for file in [&raw_file, &text_file] {
+            let c = Config::parse(&with(file)).unwrap();
+            let Encryption::Customer(key) = &c.encryption else { panic!("{:?}", c.encryption) };
+            assert_eq!(key.key_base64, b64);
+            let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&raw));
+            assert_eq!(key.key_md5_base64, md5);
+            assert!(c.secrets.0.contains(&b64), "the key is redacted everywhere");
+            assert!(!format!("{c:?}").contains(&b64));
+        }
+        // Wrong sizes and contents: the message names the file, never its bytes.
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "c2VjcmV0LXRvby1zaG9ydA==").unwrap();
+        let m = err(&with(&short));
+        assert!(m.contains("short.key") && m.contains("256-bit key") && !m.contains("c2VjcmV0"), "{m}");
+        let m = err(&with(&dir.path().join("missing.key")));
+        assert!(m.contains("missing.key: cannot be read"), "{m}");
+        let m = err(&format!("{}  server_side_encryption: AES256\n", with(&raw_file)));
+        assert!(m.contains("exclude each other"), "{m}");
+    }
+
+    #[test]
+    fn addressing_tls_and_proxy() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert!(!c.force_path_style, "AWS itself: virtual-host addressing");
+        let with = |extra: &str| format!("{MINIMAL}  endpoint: https://minio.local:9000\n{extra}");
+        assert!(Config::parse(&with("")).unwrap().force_path_style, "S3-compatible: path-style, as the Go plugin");
+        assert!(!Config::parse(&with("  force_path_style: false\n")).unwrap().force_path_style);
+        assert!(Config::parse(&with("  remove_duplicate_bucket: true\n")).unwrap().remove_duplicate_bucket);
+        assert!(err(&with("  remove_duplicate_bucket: true\n  force_path_style: false\n")).contains("contradicts"));
+        assert!(err(&with("  force_path_style: maybe\n")).contains("force_path_style must be true or false"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        let c = Config::parse(&with(&format!("  ca_cert_file: {}\n", pem.display()))).unwrap();
+        assert_eq!(c.ca_cert.unwrap().file, pem.display().to_string());
+        let not_pem = dir.path().join("ca.der");
+        std::fs::write(&not_pem, [0x30, 0x82]).unwrap();
+        assert!(err(&with(&format!("  ca_cert_file: {}\n", not_pem.display()))).contains("holds no PEM certificate"));
+        assert!(err(&with("  ca_cert_file: /nonexistent/ca.pem\n")).contains("/nonexistent/ca.pem cannot be read"));
+        let http = format!("{MINIMAL}  endpoint: http://h:1\n  ca_cert_file: {}\n", pem.display());
+        assert!(err(&http).contains("ca_cert_file needs TLS"));
+
+        let c =
+            Config::parse(&with("  http_proxy: http://proxy:3128\n  no_proxy: \"localhost, .internal\"\n")).unwrap();
+        assert_eq!(c.no_proxy.as_deref(), Some("localhost,.internal"));
+    }
+
+    #[test]
+    fn the_cold_storage_and_kms_examples_mean_what_they_say() {
+        let c = Config::parse(include_str!("../plugin-config-examples/s3-deep-archive.yaml")).unwrap();
+        assert_eq!(c.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
+        assert_eq!(c.metadata_storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(c.thaw, Thaw { tier: RestoreTier::Bulk, days: 5, wait_timeout: Duration::ZERO, auto: false });
+        assert_eq!(c.object_tags.len(), 2);
+        assert!(!c.force_path_style);
+        let c = Config::parse(include_str!("../plugin-config-examples/s3-sse-kms.yaml")).unwrap();
+        assert!(matches!(
+            &c.encryption,
+            Encryption::Kms { key_id: Some(k), bucket_key: Some(true), dual_layer: false } if k.starts_with("arn:aws:kms:")
+        ));
+        assert_eq!((c.connect_timeout, c.read_timeout), (Duration::from_secs(10), Duration::from_secs(300)));
+        assert_eq!(c.no_proxy.as_deref(), Some("169.254.169.254,.internal"));
     }
 }

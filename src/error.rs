@@ -20,6 +20,10 @@ pub enum Error {
     /// The object (or backup) asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The object is in archived (cold) storage and has not been restored:
+    /// it cannot be read until it is thawed.
+    #[error("{0}")]
+    Archived(String),
     /// The storage service refused or failed a request.
     #[error("{0}")]
     Storage(String),
@@ -41,6 +45,21 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             _ => 1,
+        }
+    }
+
+    /// The same kind of error, its message prefixed with `what: `.
+    pub fn context(self, what: &str) -> Error {
+        let wrap = |m: String| format!("{what}: {m}");
+        match self {
+            Error::Usage(m) => Error::Usage(wrap(m)),
+            Error::Config(m) => Error::Config(wrap(m)),
+            Error::Local(m) => Error::Local(wrap(m)),
+            Error::NotFound(m) => Error::NotFound(wrap(m)),
+            Error::Archived(m) => Error::Archived(wrap(m)),
+            Error::Storage(m) => Error::Storage(wrap(m)),
+            Error::Integrity(m) => Error::Integrity(wrap(m)),
+            Error::Transient(m) => Error::Transient(wrap(m)),
         }
     }
 

@@ -31,11 +31,11 @@ pub fn backup_prefix(folder: &str, timestamp: &str) -> Result<String, Error> {
     Ok(join(folder, &format!("backups/{}/{timestamp}/", &timestamp[..8])))
 }
 
-/// The timestamp a backup directory (`.../backups/<YYYYMMDD>/<TS>`) ends in.
-pub fn timestamp_of_dir(dir: &str) -> Result<String, Error> {
-    let ts = dir.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
-    validate_timestamp(ts)?;
-    Ok(ts.to_string())
+/// The backup timestamp in a local path gpbackup passed
+/// (`.../backups/<YYYYMMDD>/<TS>/<file>` or the directory `.../<TS>`).
+pub fn timestamp_of_path(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    parts.iter().rev().take(2).find(|p| validate_timestamp(p).is_ok()).map(|p| p.to_string())
 }
 
 /// `YYYYMMDDHHMMSS`, as gpbackup names its backups.
@@ -64,6 +64,17 @@ fn join(folder: &str, rest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_of_paths() {
+        let file = "/data/gpseg-1/backups/20240315/20240315123045/gpbackup_20240315123045_config.yaml";
+        assert_eq!(timestamp_of_path(file).as_deref(), Some("20240315123045"));
+        assert_eq!(
+            timestamp_of_path("/data/gpseg-1/backups/20240315/20240315123045/").as_deref(),
+            Some("20240315123045")
+        );
+        assert_eq!(timestamp_of_path("/data/gpseg-1/backups/20240315/x/f"), None);
+    }
 
     #[test]
     fn go_plugin_examples() {
@@ -122,8 +133,8 @@ mod tests {
     fn timestamps() {
         assert!(validate_timestamp("20240315123045").is_ok());
         assert!(validate_timestamp("99999812345678").is_ok());
-        assert_eq!(timestamp_of_dir("/d/gpseg-1/backups/20240315/20240315123045/").unwrap(), "20240315123045");
-        assert!(timestamp_of_dir("/d/gpseg-1").is_err());
+        assert_eq!(timestamp_of_path("/d/gpseg-1/backups/20240315/20240315123045/").as_deref(), Some("20240315123045"));
+        assert!(timestamp_of_path("/d/gpseg-1").is_none());
         for bad in ["", "2024031512304", "202403151230450", "2024031512304x", " 20240315123045", "2024-03-15T12:30"] {
             assert!(validate_timestamp(bad).is_err(), "{bad}");
         }

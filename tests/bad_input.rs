@@ -85,6 +85,27 @@ fn bad_configs_name_the_key() {
         (with(&[("bucket_name", "b2")]), "unknown option bucket_name"),
         (with(&[("http_proxy", "proxy:3128")]), "http_proxy"),
         (with(&[("bucket", "a/b")]), "bucket a/b"),
+        (with(&[("storage_class", "FROZEN")]), "storage_class FROZEN is not a storage class"),
+        (
+            with(&[("metadata_storage_class", "DEEP_ARCHIVE")]),
+            "metadata_storage_class DEEP_ARCHIVE is an archived class",
+        ),
+        (with(&[("server_side_encryption", "yes")]), "server_side_encryption must be AES256, aws:kms"),
+        (with(&[("sse_kms_key_id", "k1")]), "sse_kms_key_id needs server_side_encryption: aws:kms"),
+        (with(&[("sse_bucket_key", "on")]), "sse_bucket_key must be true or false"),
+        (
+            with(&[("sse_customer_key_file", "/nonexistent/key")]),
+            "sse_customer_key_file /nonexistent/key: cannot be read",
+        ),
+        (with(&[("force_path_style", "yes")]), "force_path_style must be true or false"),
+        (with(&[("ca_cert_file", "/nonexistent/ca.pem")]), "ca_cert_file /nonexistent/ca.pem cannot be read"),
+        (with(&[("connect_timeout", "fast")]), "connect_timeout: \"fast\" is not a duration"),
+        (with(&[("read_timeout", "0s")]), "read_timeout must be longer than zero"),
+        (with(&[("object_tags", "a=1&a=2")]), "object_tags: tag key a appears twice"),
+        (with(&[("restore_tier", "Instant")]), "restore_tier must be Expedited, Standard or Bulk"),
+        (with(&[("restore_days", "0")]), "restore_days must be a whole number of days"),
+        (with(&[("restore_wait_timeout", "tomorrow")]), "restore_wait_timeout"),
+        (with(&[("restore_auto", "1")]), "restore_auto must be true or false"),
         (
             with(&[("aws_session_token", "tok"), ("aws_access_key_id", ""), ("aws_secret_access_key", "")]),
             "aws_session_token",
@@ -188,6 +209,12 @@ fn bad_command_lines() {
         (s(&["plugin_api_versions"]), "unknown command"),
         (s(&["delete_directory", &cfg]), "missing argument <PREFIX>"),
         (s(&["delete_directory", &cfg, ""]), "bucket root"),
+        (s(&["thaw", &cfg]), "missing argument <TIMESTAMP>"),
+        (s(&["thaw", &cfg, "2024-03-15"]), "timestamp"),
+        (s(&["thaw", &cfg, "20240315123045", "--tier", "fast"]), "Expedited, Standard or Bulk"),
+        (s(&["thaw", &cfg, "20240315123045", "--timeout", "1h"]), "--wait"),
+        (s(&["thaw", &cfg, "20240315123045", "--wait", "--timeout", "soon"]), "not a duration"),
+        (s(&["check"]), "missing argument <CONFIG>"),
     ];
     for (args, needle) in cases {
         let out = run_plugin(&args, b"", home.path());
@@ -206,7 +233,22 @@ fn config_examples_are_valid() {
         assert!(out.status.success(), "{}: {}", entry.path().display(), stderr(&out));
         seen += 1;
     }
-    assert!(seen >= 2);
+    assert!(seen >= 5);
+}
+
+#[test]
+fn a_customer_key_file_is_checked_on_every_host_without_leaking() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sse.key");
+    // 31 bytes: not a key; its content must never be echoed.
+    std::fs::write(&key, "TOPSECRETVALUE-but-31-bytes-lng").unwrap();
+    let path = key.display().to_string();
+    let text = with(&[]) + &format!("  sse_customer_key_file: {path}\n");
+    let out = check_config(&text);
+    assert_rejected(&out, &format!("sse_customer_key_file {path}: must hold a 256-bit key"));
+    assert!(!stderr(&out).contains("but-31"), "{}", stderr(&out));
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    assert_ok(&check_config(&text));
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `backup_file CFG PATH`: a local file (metadata, TOC, config, report,
 //! segment TOC) to the object for PATH. The local file is kept: gpbackup
-//! goes on using it.
+//! goes on using it. These files are metadata: gprestore and gpbackup
+//! --incremental read them synchronously, so they never go to an archived
+//! storage class (`metadata_storage_class`, default STANDARD).
 //!
 //! One of these files, `gpbackup_<TS>_plugin_config.yaml`, is gpbackup's copy
 //! of this very config, credentials included. gpbackup only ever reads it
@@ -15,6 +17,7 @@ use crate::config::SECRET_KEYS;
 use crate::engine::{self, Source};
 use crate::error::{Error, Result};
 use crate::layout;
+use crate::store::ObjectClass;
 
 use super::{Context, throughput};
 
@@ -29,7 +32,7 @@ pub async fn run(config: &Path, path: &str) -> Result<()> {
         Source { reader: Box::new(file), name: path.to_string() }
     };
     let started = Instant::now();
-    let bytes = engine::upload(ctx.store.clone(), &key, source, ctx.config.backup).await?;
+    let bytes = engine::upload(ctx.store.clone(), &key, source, ctx.config.backup, ObjectClass::Metadata).await?;
     crate::log::info(&format!("Uploaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
     Ok(())
 }

@@ -8,10 +8,14 @@
 //! any number of times at once. A setup failure aborts the backup before any
 //! data moves, which is the cheapest moment to find a wrong key or bucket.
 
-use crate::cli::{HookArgs, Scope};
-use crate::error::Result;
-use crate::layout;
+use std::time::Instant;
 
+use crate::cli::{HookArgs, Scope};
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::store::ObjectClass;
+
+use super::thaw::{self, Report};
 use super::{Context, load_config};
 
 pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
@@ -22,9 +26,18 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
     // Write and remove a probe where this backup's files will go: proves
     // write permission, and leaves nothing behind.
     let probe = format!("{}/.{}_probe_{}", args.dir.trim_end_matches('/'), crate::PLUGIN_NAME, std::process::id());
+    // Probed as a payload: a server that refuses the configured
+    // storage_class (or encryption) fails here, before any data moves.
     let key = layout::key_for_path(&ctx.config.folder, &probe)?;
-    ctx.store.put(&key, bytes::Bytes::new(), &Vec::new()).await?;
-    ctx.store.delete_many(std::slice::from_ref(&key)).await?;
+    let classes: &[ObjectClass] = if ctx.config.storage_class == ctx.config.metadata_storage_class {
+        &[ObjectClass::Payload]
+    } else {
+        &[ObjectClass::Payload, ObjectClass::Metadata]
+    };
+    for class in classes {
+        ctx.store.put(&key, bytes::Bytes::new(), &Vec::new(), *class).await?;
+        ctx.store.delete_many(std::slice::from_ref(&key)).await?;
+    }
     crate::log::info(&format!("Setup for backup: {} is writable", ctx.store.url(&key)));
     Ok(())
 }
@@ -33,6 +46,64 @@ pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
     let Some(ctx) = coordinator_context(args).await? else { return Ok(()) };
     check_readable(&ctx).await?;
     crate::log::info(&format!("Setup for restore: {} is readable", ctx.store.url(&ctx.config.folder)));
+    match layout::timestamp_of_path(&args.dir) {
+        Some(ts) => check_thawed(&ctx, &ts).await,
+        None => Ok(()),
+    }
+}
+
+/// Every object the restore will read must be readable: stored in an
+/// instant-access class, or restored from an archived one. Otherwise fail
+/// now, naming `thaw`, rather than hours into the restore; or, with
+/// `restore_auto`, request the restores, and with `restore_wait_timeout`,
+/// wait for them.
+async fn check_thawed(ctx: &Context, timestamp: &str) -> Result<()> {
+    let prefixes = thaw::backup_prefixes(ctx, timestamp).await?;
+    let mut survey = thaw::survey(&ctx.store, &prefixes).await?;
+    let mut out = Report::quiet();
+    out.line(&format!("Setup for restore: backup {timestamp}: {}", survey.summary()));
+    if survey.pending().is_empty() {
+        return Ok(());
+    }
+    let settings = ctx.config.thaw;
+    let thaw_command = format!("{} thaw <plugin config> {timestamp} --wait", crate::PLUGIN_NAME);
+    if settings.auto && !survey.archived.is_empty() {
+        let requested = thaw::request_all(&ctx.store, &survey.archived, settings.tier, settings.days).await?;
+        out.line(&format!(
+            "Setup for restore: requested {} restores (tier {}, {} days; restore_auto)",
+            requested.started,
+            settings.tier.as_str(),
+            settings.days
+        ));
+        survey.restoring.append(&mut survey.archived);
+    }
+    if !survey.archived.is_empty() {
+        return Err(Error::Archived(format!(
+            "backup {timestamp} cannot be restored yet: {} of {} objects are in archived storage with no restore \
+             requested{}; run `{thaw_command}` first (or set restore_auto: true and restore_wait_timeout)",
+            survey.archived.len(),
+            survey.total,
+            under_way(&survey)
+        )));
+    }
+    if settings.wait_timeout.is_zero() {
+        return Err(Error::Archived(format!(
+            "backup {timestamp} cannot be restored yet: {} of {} objects are still being restored from archived \
+             storage; run `{thaw_command}` and restore when it reports them readable (or set restore_wait_timeout)",
+            survey.restoring.len(),
+            survey.total
+        )));
+    }
+    let deadline = Instant::now() + settings.wait_timeout;
+    let request = settings.auto.then_some(settings);
+    thaw::wait(&ctx.store, &mut survey, Some(deadline), request, &mut out).await.map_err(|e| match e {
+        Error::Archived(msg) => Error::Archived(format!(
+            "backup {timestamp} cannot be restored yet: {msg} (restore_wait_timeout {})",
+            thaw::human_duration(settings.wait_timeout)
+        )),
+        other => other,
+    })?;
+    out.line(&format!("Setup for restore: all {} objects of backup {timestamp} are readable", survey.total));
     Ok(())
 }
 
@@ -45,6 +116,13 @@ async fn coordinator_context(args: &HookArgs) -> Result<Option<Context>> {
         return Ok(None);
     }
     Ok(Some(Context::open(&args.config).await?))
+}
+
+fn under_way(survey: &thaw::Survey) -> String {
+    match survey.restoring.len() {
+        0 => String::new(),
+        n => format!(" ({n} more are being restored)"),
+    }
 }
 
 /// One small listing proves credentials, bucket and read permission.
@@ -60,7 +138,7 @@ async fn check_readable(ctx: &Context) -> Result<()> {
 /// cleanup failure, so a DIR that names no backup is not an error.
 pub async fn cleanup_after_backup(args: &HookArgs) -> Result<()> {
     let (scope, _) = args.scope()?;
-    let Ok(timestamp) = layout::timestamp_of_dir(&args.dir) else {
+    let Some(timestamp) = layout::timestamp_of_path(&args.dir) else {
         return Ok(());
     };
     let ctx = Context::open(&args.config).await?;

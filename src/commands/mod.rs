@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use crate::cli::Command;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{self, Store};
 
 mod backup_data;
 mod backup_file;
+mod check;
 mod cleanup;
 mod delete_backup;
 mod delete_directory;
@@ -20,6 +21,7 @@ mod list_directory;
 mod restore_data;
 mod restore_data_subset;
 mod restore_file;
+pub mod thaw;
 pub mod version;
 
 /// What every command that touches storage needs.
@@ -78,6 +80,27 @@ async fn run_async(command: Command) -> Result<()> {
         Command::DeleteBackup { config, timestamp } => delete_backup::run(&config, &timestamp).await,
         Command::ListDirectory { config, prefix } => list_directory::run(&config, prefix.as_deref()).await,
         Command::DeleteDirectory { config, prefix } => delete_directory::run(&config, &prefix).await,
+        Command::Thaw { config, timestamp, wait, tier, days, timeout, status } => {
+            let options = thaw::Options { wait, tier, days, timeout, status_only: status };
+            thaw::run(&config, &timestamp, &options).await
+        }
+        Command::Check { config } => check::run(&config).await,
+    }
+}
+
+/// A read of an archived object names the way out: `thaw` of its backup.
+/// Nothing was written when this error comes (the engine's first request
+/// is the one that fails).
+pub(crate) fn thaw_hint(err: Error, path: &str) -> Error {
+    match err {
+        Error::Archived(msg) => {
+            let ts = crate::layout::timestamp_of_path(path).unwrap_or_else(|| "<timestamp>".to_string());
+            Error::Archived(format!(
+                "{msg}; run `{} thaw <plugin config> {ts} --wait` first, then restore again",
+                crate::PLUGIN_NAME
+            ))
+        }
+        other => other,
     }
 }
 

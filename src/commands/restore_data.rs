@@ -11,14 +11,16 @@ use crate::engine::{self, Selection, Sink};
 use crate::error::Result;
 use crate::layout;
 
-use super::{Context, throughput};
+use super::{Context, thaw_hint, throughput};
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();
     let sink = Sink::new(Box::new(std::io::stdout()), "stdout");
-    let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore).await?;
+    let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore)
+        .await
+        .map_err(|e| thaw_hint(e, path))?;
     crate::log::info(&format!("Downloaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
     Ok(())
 }

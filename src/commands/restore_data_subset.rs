@@ -14,7 +14,7 @@ use crate::engine::{self, Selection, Sink};
 use crate::error::{Error, Result};
 use crate::{layout, offsets};
 
-use super::{Context, throughput};
+use super::{Context, thaw_hint, throughput};
 
 pub async fn run(config: &Path, path: &str, offsets_file: &Path) -> Result<()> {
     let name = offsets_file.display().to_string();
@@ -25,7 +25,9 @@ pub async fn run(config: &Path, path: &str, offsets_file: &Path) -> Result<()> {
     let requested: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let started = Instant::now();
     let sink = Sink::new(Box::new(std::io::stdout()), "stdout");
-    let bytes = engine::download(ctx.store.clone(), &key, Selection::Ranges(ranges), sink, ctx.config.restore).await?;
+    let bytes = engine::download(ctx.store.clone(), &key, Selection::Ranges(ranges), sink, ctx.config.restore)
+        .await
+        .map_err(|e| thaw_hint(e, path))?;
     debug_assert_eq!(bytes, requested);
     crate::log::info(&format!(
         "Downloaded {} in {} ranges for {}",

@@ -11,7 +11,7 @@ use crate::engine::{self, Selection, Sink};
 use crate::error::{Error, Result};
 use crate::layout;
 
-use super::{Context, throughput};
+use super::{Context, thaw_hint, throughput};
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
@@ -25,7 +25,9 @@ pub async fn run(config: &Path, path: &str) -> Result<()> {
     let started = Instant::now();
     let result = async {
         let sink = Sink::new(Box::new(file), path);
-        let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore).await?;
+        let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore)
+            .await
+            .map_err(|e| thaw_hint(e, path))?;
         std::fs::rename(&temp, &target)
             .map_err(|e| Error::local(format!("cannot move the restored file to {path}"), e))?;
         Ok::<u64, Error>(bytes)

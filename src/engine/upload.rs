@@ -25,7 +25,7 @@ use super::journal;
 use super::plan::{MAX_PARTS, PartPlan};
 use crate::config::Transfer;
 use crate::error::{Error, Result};
-use crate::store::{MultipartUpload, PartTag, Store};
+use crate::store::{MultipartUpload, ObjectClass, PartTag, Store};
 
 /// The budget is counted in KiB so that it fits the semaphore's u32 permits.
 const UNIT: u64 = 1024;
@@ -88,8 +88,17 @@ impl Reader {
     }
 }
 
-/// Uploads everything `source` yields to `key`; returns the byte count.
-pub async fn upload(store: Arc<dyn Store>, key: &str, source: Source, transfer: Transfer) -> Result<u64> {
+/// Uploads everything `source` yields to `key`, stored as `class` says;
+/// returns the byte count. The integrity manifest of a multipart object is
+/// always [`ObjectClass::Metadata`]: every restore reads it first, so it
+/// must stay readable while the payload is archived.
+pub async fn upload(
+    store: Arc<dyn Store>,
+    key: &str,
+    source: Source,
+    transfer: Transfer,
+    class: ObjectClass,
+) -> Result<u64> {
     let plan = PartPlan::new(transfer.part_size);
     let budget_units = ((transfer.concurrency as u64 + 1) * transfer.part_size).div_ceil(UNIT);
     let budget_units = budget_units.min(u64::from(u32::MAX)).min(Semaphore::MAX_PERMITS as u64) as u32;
@@ -104,15 +113,15 @@ pub async fn upload(store: Arc<dyn Store>, key: &str, source: Source, transfer: 
 
     let first = reader.next(1).await?;
     if (first.data.len() as u64) < plan.size(1) {
-        return put_single(&*store, key, first).await;
+        return put_single(&*store, key, first, class).await;
     }
     let second = reader.next(2).await?;
     if second.data.is_empty() {
-        return put_single(&*store, key, first).await;
+        return put_single(&*store, key, first, class).await;
     }
 
     let metadata = vec![(META_KEY.to_string(), Record::manifest())];
-    let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata).await?);
+    let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata, class).await?);
     let note = journal::record(&store.url(key), key, &upload.upload_id());
     let result = finish_multipart(&*store, key, &upload, &mut reader, first, second, transfer.concurrency).await;
     journal::forget(note);
@@ -137,7 +146,7 @@ async fn finish_multipart(
     let manifest_key = integrity::manifest_key(key);
     let manifest = Manifest::new(std::mem::take(&mut reader.sums));
     let stored = async {
-        store.put(&manifest_key, Bytes::from(manifest.to_text()), &Vec::new()).await?;
+        store.put(&manifest_key, Bytes::from(manifest.to_text()), &Vec::new(), ObjectClass::Metadata).await?;
         upload.complete(parts).await
     };
     match stored.await {
@@ -150,10 +159,10 @@ async fn finish_multipart(
 }
 
 /// A stream that fits in one part: one request, its CRC in the metadata.
-async fn put_single(store: &dyn Store, key: &str, part: Part) -> Result<u64> {
+async fn put_single(store: &dyn Store, key: &str, part: Part, class: ObjectClass) -> Result<u64> {
     let size = part.data.len() as u64;
     let metadata = vec![(META_KEY.to_string(), Record::single(size, part.crc))];
-    store.put(key, part.data, &metadata).await?;
+    store.put(key, part.data, &metadata, class).await?;
     Ok(size)
 }
 

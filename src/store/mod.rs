@@ -25,6 +25,88 @@ pub mod s3;
 pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
+    /// Stored where it may need a restore before it can be read (an archived
+    /// storage class); `false` means readable now. Ask [`Store::object_state`]
+    /// about cold objects.
+    pub cold: bool,
+}
+
+/// What an object is to a backup, which decides how it is stored. Commands
+/// choose it; each store maps it to its own storage (S3: a storage class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectClass {
+    /// Table data written by `backup_data`. Only a restore reads it, so it
+    /// may live in cold (archived) storage.
+    Payload,
+    /// Everything read synchronously: metadata, TOCs, config, report,
+    /// integrity manifests, probes. Always readable at once.
+    Metadata,
+}
+
+/// How fast (and how dearly) an archived object is brought back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTier {
+    Expedited,
+    Standard,
+    Bulk,
+}
+
+impl RestoreTier {
+    /// `Expedited`, `Standard` or `Bulk`, in any case.
+    pub fn parse(text: &str) -> Option<RestoreTier> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "expedited" => Some(RestoreTier::Expedited),
+            "standard" => Some(RestoreTier::Standard),
+            "bulk" => Some(RestoreTier::Bulk),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreTier::Expedited => "Expedited",
+            RestoreTier::Standard => "Standard",
+            RestoreTier::Bulk => "Bulk",
+        }
+    }
+}
+
+/// Whether an object can be read now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Readable now (instant-access storage).
+    Ready,
+    /// Archived, and no restore asked for (or its copy has expired).
+    Archived,
+    /// A restore is under way.
+    Restoring,
+    /// A restored copy is readable until `until` (when the service says).
+    Restored { until: Option<chrono::DateTime<chrono::Utc>> },
+}
+
+impl Readiness {
+    pub fn readable(&self) -> bool {
+        matches!(self, Readiness::Ready | Readiness::Restored { .. })
+    }
+}
+
+/// An object's readiness and where it is stored (the service's name for
+/// its storage, for messages: `GLACIER`, `DEEP_ARCHIVE`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    pub readiness: Readiness,
+    pub storage: String,
+}
+
+/// What a restore request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreRequested {
+    /// A restore was started.
+    Started,
+    /// One was already under way; nothing new was asked for.
+    AlreadyRestoring,
+    /// The object is readable already (restored, or in instant storage).
+    AlreadyReadable,
 }
 
 /// One page of a listing, and where the next one starts.
@@ -65,16 +147,39 @@ pub trait Store: Send + Sync {
     fn url(&self, key: &str) -> String;
 
     /// Stores `data` at `key` in one request; visible only when complete.
-    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()>;
+    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata, class: ObjectClass) -> Result<()>;
 
     /// Starts an upload in parts; nothing is visible at `key` until
     /// [`MultipartUpload::complete`].
-    async fn start_multipart(&self, key: &str, metadata: &Metadata) -> Result<Box<dyn MultipartUpload>>;
+    async fn start_multipart(
+        &self,
+        key: &str,
+        metadata: &Metadata,
+        class: ObjectClass,
+    ) -> Result<Box<dyn MultipartUpload>>;
 
     /// Reads `range` of the object (clipped to its end), returning the bytes
     /// and the object's total size. A range starting at 0 of an empty object
-    /// returns no bytes. `Error::NotFound` when there is no object.
+    /// returns no bytes. `Error::NotFound` when there is no object,
+    /// `Error::Archived` when it must be restored (thawed) first.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched>;
+
+    /// Whether the object can be read now, and where it is stored.
+    /// `Error::NotFound` when there is no object.
+    async fn object_state(&self, key: &str) -> Result<ObjectState>;
+
+    /// Asks for a readable copy of an archived object for `days` days.
+    /// Never starts a second restore of an object that has one under way or
+    /// is readable already.
+    async fn request_restore(&self, key: &str, tier: RestoreTier, days: u32) -> Result<RestoreRequested>;
+
+    /// Where the credentials come from (never the secret itself); resolves
+    /// them, so a missing or broken source fails here.
+    async fn credentials_source(&self) -> Result<String>;
+
+    /// The settings in effect, as `(what, value)` lines for `check`:
+    /// endpoint and addressing, storage per object class, encryption.
+    fn settings(&self) -> Vec<(&'static str, String)>;
 
     /// One page (at most `limit` objects, or the service's page size) of
     /// the objects whose keys start with `prefix`, in key order.

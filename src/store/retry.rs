@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Fetched, ListPage, Metadata, MultipartUpload, PartTag, Store};
+use super::{
+    Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectState, PartTag, RestoreRequested, RestoreTier,
+    Store,
+};
 use crate::error::{Error, Result};
 
 /// How hard to try.
@@ -117,20 +120,43 @@ impl Store for Retrying {
         self.inner.url(key)
     }
 
-    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()> {
+    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata, class: ObjectClass) -> Result<()> {
         let what = format!("upload to {}", self.url(key));
-        self.shared.run(&what, || self.inner.put(key, data.clone(), metadata)).await
+        self.shared.run(&what, || self.inner.put(key, data.clone(), metadata, class)).await
     }
 
-    async fn start_multipart(&self, key: &str, metadata: &Metadata) -> Result<Box<dyn MultipartUpload>> {
+    async fn start_multipart(
+        &self,
+        key: &str,
+        metadata: &Metadata,
+        class: ObjectClass,
+    ) -> Result<Box<dyn MultipartUpload>> {
         let what = format!("start multipart upload to {}", self.url(key));
-        let upload = self.shared.run(&what, || self.inner.start_multipart(key, metadata)).await?;
+        let upload = self.shared.run(&what, || self.inner.start_multipart(key, metadata, class)).await?;
         Ok(Box::new(RetryingUpload { inner: upload, shared: self.shared.clone(), url: self.url(key) }))
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched> {
         let what = format!("download bytes {}..{} of {}", range.start, range.end, self.url(key));
         self.shared.run(&what, || self.inner.get_range(key, range.clone())).await
+    }
+
+    async fn object_state(&self, key: &str) -> Result<ObjectState> {
+        let what = format!("look up {}", self.url(key));
+        self.shared.run(&what, || self.inner.object_state(key)).await
+    }
+
+    async fn request_restore(&self, key: &str, tier: RestoreTier, days: u32) -> Result<RestoreRequested> {
+        let what = format!("request a restore of {}", self.url(key));
+        self.shared.run(&what, || self.inner.request_restore(key, tier, days)).await
+    }
+
+    async fn credentials_source(&self) -> Result<String> {
+        self.shared.run("resolve credentials", || self.inner.credentials_source()).await
+    }
+
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        self.inner.settings()
     }
 
     async fn list_page(&self, prefix: &str, next: Option<String>, limit: Option<usize>) -> Result<ListPage> {

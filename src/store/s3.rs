@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -23,9 +22,12 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, GlacierJobParameters, ObjectIdentifier,
+    RestoreRequest, ServerSideEncryption, StorageClass, Tier,
+};
 use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{SharedHttpConnector, http_client_fn};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
@@ -33,19 +35,65 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::{Bytes, BytesMut};
 
-use super::{Fetched, ListPage, Metadata, MultipartUpload, ObjectMeta, PartTag, Store};
-use crate::config::Config;
+use super::{
+    Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectMeta, ObjectState, PartTag, Readiness,
+    RestoreRequested, RestoreTier, Store,
+};
+use crate::config::{ARCHIVED_CLASSES, Config, CustomerKey, Encryption};
 use crate::error::{Error, Result};
-
-/// A connection that cannot be made in this time will not be made at all.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for the first byte of a response (covers a slow server
-/// storing a 5 GiB part) before the attempt is abandoned and retried.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct S3Store {
     client: Client,
     bucket: String,
+    /// The service, for messages: the endpoint URL, or AWS and the region.
+    server: String,
+    /// Storage classes of payloads and of everything else; `None`: the
+    /// bucket's default (no header sent, which every S3 server accepts).
+    payload_class: Option<String>,
+    metadata_class: Option<String>,
+    encryption: Encryption,
+    /// `x-amz-tagging` value for every write.
+    tagging: Option<String>,
+    credentials: SharedCredentialsProvider,
+    static_keys: Option<String>,
+    settings: Vec<(&'static str, String)>,
+}
+
+/// Sets the server-side encryption headers of a write that creates an
+/// object (PutObject, CreateMultipartUpload).
+macro_rules! sse_create {
+    ($request:expr, $encryption:expr) => {{
+        let request = $request;
+        match $encryption {
+            Encryption::BucketDefault => request,
+            Encryption::S3Managed => request.server_side_encryption(ServerSideEncryption::Aes256),
+            Encryption::Kms { key_id, bucket_key, dual_layer } => request
+                .server_side_encryption(if *dual_layer {
+                    ServerSideEncryption::AwsKmsDsse
+                } else {
+                    ServerSideEncryption::AwsKms
+                })
+                .set_ssekms_key_id(key_id.clone())
+                .set_bucket_key_enabled(*bucket_key),
+            Encryption::Customer(key) => sse_c!(request, Some(key)),
+        }
+    }};
+}
+
+/// Sets the SSE-C headers (the key and its MD5) when SSE-C is in use: every
+/// request that writes or reads an SSE-C object's data or metadata needs them.
+macro_rules! sse_c {
+    ($request:expr, $key:expr) => {{
+        let request = $request;
+        let key: Option<&CustomerKey> = $key;
+        match key {
+            Some(key) => request
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&key.key_base64)
+                .sse_customer_key_md5(&key.key_md5_base64),
+            None => request,
+        }
+    }};
 }
 
 impl S3Store {
@@ -58,16 +106,21 @@ impl S3Store {
             // alike, with the data still held and each attempt logged.
             .retry_config(RetryConfig::disabled())
             .timeout_config(
-                TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build(),
+                TimeoutConfig::builder()
+                    .connect_timeout(config.connect_timeout)
+                    .read_timeout(config.read_timeout)
+                    .build(),
             )
             // We choose the checksum per request (CRC32C, cheap on this
             // hardware) instead of the SDK default (CRC32 on everything).
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenSupported);
+            .response_checksum_validation(ResponseChecksumValidation::WhenSupported)
+            // Path-style by default for S3-compatible servers (as the Go
+            // plugin always did: their buckets rarely have DNS names),
+            // virtual-host for AWS; `force_path_style` decides.
+            .force_path_style(config.force_path_style);
         if let Some(endpoint) = &config.endpoint {
-            // S3-compatible servers are addressed path-style, as the Go
-            // plugin always did: their buckets rarely have DNS names.
-            builder = builder.endpoint_url(endpoint).force_path_style(true);
+            builder = builder.endpoint_url(endpoint);
         }
         if config.remove_duplicate_bucket {
             builder = builder.interceptor(StripBucketFromPath { bucket: config.bucket.clone() });
@@ -87,21 +140,176 @@ impl S3Store {
                     .await,
             ),
         };
-        builder = builder.credentials_provider(credentials);
-        Ok(S3Store { client: Client::from_conf(builder.build()), bucket: config.bucket.clone() })
+        builder = builder.credentials_provider(credentials.clone());
+        let server = match &config.endpoint {
+            Some(e) => format!("the server at {e}"),
+            None => format!("AWS S3 in {}", config.region),
+        };
+        let tagging = (!config.object_tags.is_empty()).then(|| {
+            config
+                .object_tags
+                .iter()
+                .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        Ok(S3Store {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+            server,
+            payload_class: config.storage_class.clone(),
+            metadata_class: config.metadata_storage_class.clone(),
+            encryption: config.encryption.clone(),
+            tagging,
+            credentials,
+            static_keys: config.keys.as_ref().map(|k| k.access_key_id.clone()),
+            settings: describe_settings(config),
+        })
     }
+
+    fn customer_key(&self) -> Option<&CustomerKey> {
+        match &self.encryption {
+            Encryption::Customer(key) => Some(key),
+            _ => None,
+        }
+    }
+
+    fn class_of(&self, class: ObjectClass) -> Option<&String> {
+        match class {
+            ObjectClass::Payload => self.payload_class.as_ref(),
+            ObjectClass::Metadata => self.metadata_class.as_ref(),
+        }
+    }
+
+    /// An error of a request that creates an object, with the storage class
+    /// named when the server refused it: which option to change, and where.
+    fn write_error<E>(
+        &self,
+        action: &str,
+        key: &str,
+        class: ObjectClass,
+        err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    ) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let refused_class = matches!(err.code(), Some("InvalidStorageClass"));
+        let error = storage_error(action, &self.url(key), err);
+        if !refused_class {
+            return error;
+        }
+        let option = match class {
+            ObjectClass::Payload => "storage_class",
+            ObjectClass::Metadata => "metadata_storage_class",
+        };
+        let value = self.class_of(class).map(String::as_str).unwrap_or("STANDARD");
+        Error::Storage(format!(
+            "{} does not support storage class {value} (option {option}); choose a class it supports or remove the \
+             option: {error}",
+            self.server
+        ))
+    }
+}
+
+/// `(what, value)` lines describing how requests are made, for `check`.
+fn describe_settings(config: &Config) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    lines.push((
+        "endpoint",
+        match &config.endpoint {
+            Some(e) => e.clone(),
+            None => format!("AWS S3, region {}", config.region),
+        },
+    ));
+    let addressing = if config.remove_duplicate_bucket {
+        "the endpoint selects the bucket (remove_duplicate_bucket): <endpoint>/<key>".to_string()
+    } else if config.force_path_style {
+        "path-style: <endpoint>/<bucket>/<key>".to_string()
+    } else {
+        "virtual-host: <bucket>.<endpoint host>/<key>".to_string()
+    };
+    lines.push(("addressing", addressing));
+    let tls = match (&config.endpoint, &config.ca_cert) {
+        (Some(e), _) if e.starts_with("http://") => "off (http://)".to_string(),
+        (_, Some(ca)) => format!("on, trusting the system roots and {}", ca.file),
+        _ => "on, trusting the system roots".to_string(),
+    };
+    lines.push(("tls", tls));
+    let class = |c: &Option<String>| match c {
+        Some(c) => c.clone(),
+        None => "the bucket's default (STANDARD unless a bucket policy says otherwise)".to_string(),
+    };
+    lines.push(("data storage class", class(&config.storage_class)));
+    lines.push(("metadata storage class", class(&config.metadata_storage_class)));
+    let encryption = match &config.encryption {
+        Encryption::BucketDefault => "the bucket's default encryption".to_string(),
+        Encryption::S3Managed => "SSE-S3 (AES256)".to_string(),
+        Encryption::Kms { key_id, bucket_key, dual_layer } => format!(
+            "{} with {}{}",
+            if *dual_layer { "DSSE-KMS (aws:kms:dsse)" } else { "SSE-KMS (aws:kms)" },
+            key_id.as_deref().map(|k| format!("key {k}")).unwrap_or_else(|| "the AWS managed key".to_string()),
+            match bucket_key {
+                Some(true) => ", S3 Bucket Key on",
+                Some(false) => ", S3 Bucket Key off",
+                None => "",
+            }
+        ),
+        Encryption::Customer(key) => {
+            format!("SSE-C with the key in {} (key MD5 {})", key.file, key.key_md5_base64)
+        }
+    };
+    lines.push(("encryption", encryption));
+    if !config.object_tags.is_empty() {
+        let tags = config.object_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        lines.push(("object tags", tags));
+    }
+    lines.push(("timeouts", format!("connect {:?}, read {:?}", config.connect_timeout, config.read_timeout)));
+    lines
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `x-amz-restore`: `ongoing-request="true"`, or `ongoing-request="false",
+/// expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"` once the copy is readable.
+fn parse_restore_header(value: &str) -> Readiness {
+    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.contains("ongoing-request=\"true\"") {
+        return Readiness::Restoring;
+    }
+    let until = value
+        .split_once("expiry-date=\"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .and_then(|date| chrono::DateTime::parse_from_rfc2822(date.trim()).ok().map(|d| d.with_timezone(&chrono::Utc)));
+    if compact.contains("ongoing-request=\"false\"") { Readiness::Restored { until } } else { Readiness::Archived }
 }
 
 /// The HTTP client: plain HTTP without any TLS set-up when the endpoint is
 /// `http://`, and the proxy from `http_proxy` or else from the environment
 /// (`HTTPS_PROXY`, `NO_PROXY`, ...), as the Go plugin's HTTP stack did.
 fn http_client(config: &Config) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
-    let proxy = match &config.http_proxy {
-        Some(url) => ProxyConfig::all(url.as_str())
-            .map_err(|e| Error::Config(format!("http_proxy is not a valid proxy URL: {e}")))?,
-        None => ProxyConfig::from_env(),
-    };
     let plain_http = config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    let proxy = proxy_config(config, plain_http)?;
+    // ca_cert_file: these roots in addition to the system's.
+    let tls_context = match &config.ca_cert {
+        Some(ca) => Some(
+            TlsContext::builder()
+                .with_trust_store(TrustStore::default().with_pem_certificate(ca.pem.clone()))
+                .build()
+                .map_err(|e| Error::Config(format!("ca_cert_file {}: {}", ca.file, error_chain(&e))))?,
+        ),
+        None => None,
+    };
     // The SDK asks for a connector for every request; one connector (and so
     // one connection pool) must serve them all, or every ranged GET and every
     // part would open a new connection (and a new TLS handshake).
@@ -115,12 +323,51 @@ fn http_client(config: &Config) -> Result<aws_smithy_runtime_api::client::http::
                 let connector = if plain_http {
                     builder.build_http()
                 } else {
-                    builder.tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).build()
+                    let mut builder = builder.tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+                    if let Some(ctx) = &tls_context {
+                        builder = builder.tls_context(ctx.clone());
+                    }
+                    builder.build()
                 };
                 SharedHttpConnector::new(connector)
             })
             .clone()
     }))
+}
+
+/// `http_proxy` with `no_proxy`; without `http_proxy`, the environment's
+/// proxy for the endpoint's scheme, with `no_proxy` added to `NO_PROXY`.
+fn proxy_config(config: &Config, plain_http: bool) -> Result<ProxyConfig> {
+    let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()));
+    let (url, from_env) = match (&config.http_proxy, &config.no_proxy) {
+        (Some(url), _) => (url.clone(), false),
+        (None, None) => return Ok(ProxyConfig::from_env()),
+        (None, Some(_)) => {
+            let names: &[&str] = if plain_http {
+                &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            } else {
+                &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            };
+            match env(names) {
+                Some(url) => (url, true),
+                None => return Ok(ProxyConfig::disabled()),
+            }
+        }
+    };
+    let proxy = ProxyConfig::all(url.as_str()).map_err(|e| {
+        Error::Config(if from_env {
+            format!("the proxy in the environment is not a valid proxy URL: {e}")
+        } else {
+            format!("http_proxy is not a valid proxy URL: {e}")
+        })
+    })?;
+    let rules: Vec<String> = config
+        .no_proxy
+        .iter()
+        .cloned()
+        .chain(if from_env || config.no_proxy.is_none() { env(&["NO_PROXY", "no_proxy"]) } else { None })
+        .collect();
+    Ok(if rules.is_empty() { proxy } else { proxy.no_proxy(rules.join(",")) })
 }
 
 /// `remove_duplicate_bucket: true`: the endpoint's host already selects the
@@ -206,6 +453,9 @@ where
     };
     match (err.code(), status) {
         (Some("NoSuchKey") | Some("NotFound"), _) | (None, Some(404)) => Error::NotFound(msg),
+        (Some("InvalidObjectState"), _) => {
+            Error::Archived(format!("{url} is in archived storage and has not been restored (thawed): {msg}"))
+        }
         _ if transient => Error::Transient(msg),
         _ => Error::Storage(msg),
     }
@@ -217,33 +467,45 @@ impl Store for S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()> {
-        self.client
+    async fn put(&self, key: &str, data: Bytes, metadata: &Metadata, class: ObjectClass) -> Result<()> {
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .set_metadata(to_map(metadata))
+            .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
+            .set_tagging(self.tagging.clone())
             .checksum_crc32_c(crc32c_header(&data))
-            .body(ByteStream::from(data))
+            .body(ByteStream::from(data));
+        sse_create!(request, &self.encryption)
             .customize()
             .disable_payload_signing()
             .send()
             .await
-            .map_err(|e| storage_error("upload to", &self.url(key), e))?;
+            .map_err(|e| self.write_error("upload to", key, class, e))?;
         Ok(())
     }
 
-    async fn start_multipart(&self, key: &str, metadata: &Metadata) -> Result<Box<dyn MultipartUpload>> {
-        let out = self
+    async fn start_multipart(
+        &self,
+        key: &str,
+        metadata: &Metadata,
+        class: ObjectClass,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        let request = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .set_metadata(to_map(metadata))
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
+            .set_tagging(self.tagging.clone())
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C);
+        let out = sse_create!(request, &self.encryption)
             .send()
             .await
-            .map_err(|e| storage_error("start multipart upload to", &self.url(key), e))?;
+            .map_err(|e| self.write_error("start multipart upload to", key, class, e))?;
         let upload_id = out.upload_id().ok_or_else(|| {
             Error::Storage(format!("start multipart upload to {}: the server returned no upload id", self.url(key)))
         })?;
@@ -252,6 +514,7 @@ impl Store for S3Store {
             bucket: self.bucket.clone(),
             key: key.to_string(),
             upload_id: upload_id.to_string(),
+            customer_key: self.customer_key().cloned(),
         }))
     }
 
@@ -259,14 +522,12 @@ impl Store for S3Store {
         if range.is_empty() {
             return Err(Error::Storage(format!("empty range requested from {}", self.url(key))));
         }
-        let result = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await;
+        let request = self.client.get_object().bucket(&self.bucket).key(key).range(format!(
+            "bytes={}-{}",
+            range.start,
+            range.end - 1
+        ));
+        let result = sse_c!(request, self.customer_key()).send().await;
         let out = match result {
             Ok(out) => out,
             // A range starting at 0 is unsatisfiable only on an empty object.
@@ -345,7 +606,10 @@ impl Store for S3Store {
         let objects = out
             .contents()
             .iter()
-            .filter_map(|o| Some(ObjectMeta { key: o.key()?.to_string(), size: o.size().unwrap_or(0).max(0) as u64 }))
+            .filter_map(|o| {
+                let cold = o.storage_class().is_some_and(|c| is_cold_class(c.as_str()));
+                Some(ObjectMeta { key: o.key()?.to_string(), size: o.size().unwrap_or(0).max(0) as u64, cold })
+            })
             .collect();
         let next = if out.is_truncated() == Some(true) {
             Some(out.next_continuation_token().map(str::to_string).ok_or_else(|| {
@@ -355,6 +619,78 @@ impl Store for S3Store {
             None
         };
         Ok(ListPage { objects, next })
+    }
+
+    async fn object_state(&self, key: &str) -> Result<ObjectState> {
+        let request = self.client.head_object().bucket(&self.bucket).key(key);
+        let out = sse_c!(request, self.customer_key())
+            .send()
+            .await
+            .map_err(|e| storage_error("look up", &self.url(key), e))?;
+        let class = out.storage_class().map(|c| c.as_str().to_string()).unwrap_or_else(|| "STANDARD".to_string());
+        // Intelligent-Tiering objects may sit in its opt-in archive tiers.
+        let archive_tier = out.archive_status().map(|a| a.as_str().to_string());
+        let storage = match &archive_tier {
+            Some(tier) => format!("{class} ({tier})"),
+            None => class.clone(),
+        };
+        let readiness = if archive_tier.is_some() || ARCHIVED_CLASSES.contains(&class.as_str()) {
+            out.restore().map(parse_restore_header).unwrap_or(Readiness::Archived)
+        } else {
+            Readiness::Ready
+        };
+        Ok(ObjectState { readiness, storage })
+    }
+
+    async fn request_restore(&self, key: &str, tier: RestoreTier, days: u32) -> Result<RestoreRequested> {
+        let tier = match tier {
+            RestoreTier::Expedited => Tier::Expedited,
+            RestoreTier::Standard => Tier::Standard,
+            RestoreTier::Bulk => Tier::Bulk,
+        };
+        let job = GlacierJobParameters::builder()
+            .tier(tier)
+            .build()
+            .map_err(|e| Error::Storage(format!("restore request for {}: {e}", self.url(key))))?;
+        let request = RestoreRequest::builder().days(days as i32).glacier_job_parameters(job).build();
+        match self.client.restore_object().bucket(&self.bucket).key(key).restore_request(request).send().await {
+            Ok(_) => Ok(RestoreRequested::Started),
+            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(RestoreRequested::AlreadyRestoring),
+            // Not in an archived class: readable as it is.
+            Err(e) if e.code() == Some("InvalidObjectState") => Ok(RestoreRequested::AlreadyReadable),
+            Err(e) => Err(storage_error("request a restore of", &self.url(key), e)),
+        }
+    }
+
+    async fn credentials_source(&self) -> Result<String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        if let Some(id) = &self.static_keys {
+            return Ok(format!("static keys from the plugin config (aws_access_key_id {})", mask(id)));
+        }
+        let credentials = self.credentials.provide_credentials().await.map_err(|e| {
+            Error::Config(format!(
+                "no AWS credentials: the config has no aws_access_key_id, and the AWS default chain (AWS_* \
+                 variables, ~/.aws profiles, web identity, ECS/EC2 roles) found none: {}",
+                error_chain(&e)
+            ))
+        })?;
+        // The provider's name is only exposed through Debug (which redacts
+        // the secret): `Credentials { provider_name: "Environment", ... }`.
+        let debug = format!("{credentials:?}");
+        let provider = debug
+            .split_once("provider_name: \"")
+            .and_then(|(_, rest)| rest.split('"').next())
+            .unwrap_or("unknown provider")
+            .to_string();
+        Ok(format!(
+            "the AWS default chain: {provider} (access key id {}{})",
+            mask(credentials.access_key_id()),
+            if credentials.session_token().is_some() { ", temporary" } else { "" }
+        ))
+    }
+
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        self.settings.clone()
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
@@ -441,12 +777,24 @@ impl Store for S3Store {
 
 impl S3Store {
     async fn head_object(&self, key: &str) -> Result<Option<(u64, Metadata)>> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        let request = self.client.head_object().bucket(&self.bucket).key(key);
+        match sse_c!(request, self.customer_key()).send().await {
             Ok(out) => Ok(Some((out.content_length().unwrap_or(0).max(0) as u64, from_map(out.metadata())))),
             Err(e) if http_status(&e) == Some(404) => Ok(None),
             Err(e) => Err(storage_error("look up", &self.url(key), e)),
         }
     }
+}
+
+/// Storage classes whose objects may need a restore before a read.
+/// Intelligent-Tiering is here because of its opt-in archive tiers.
+fn is_cold_class(class: &str) -> bool {
+    ARCHIVED_CLASSES.contains(&class) || class == "INTELLIGENT_TIERING"
+}
+
+/// `AKIAIOSFODNN7EXAMPLE` -> `AKIA...MPLE`: enough to tell keys apart.
+fn mask(id: &str) -> String {
+    if id.len() > 10 { format!("{}...{}", &id[..4], &id[id.len() - 4..]) } else { id.to_string() }
 }
 
 fn to_map(metadata: &Metadata) -> Option<HashMap<String, String>> {
@@ -490,6 +838,7 @@ struct S3Multipart {
     bucket: String,
     key: String,
     upload_id: String,
+    customer_key: Option<CustomerKey>,
 }
 
 impl S3Multipart {
@@ -505,7 +854,7 @@ impl MultipartUpload for S3Multipart {
     }
 
     async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag> {
-        let out = self
+        let request = self
             .client
             .upload_part()
             .bucket(&self.bucket)
@@ -513,7 +862,8 @@ impl MultipartUpload for S3Multipart {
             .upload_id(&self.upload_id)
             .part_number(number as i32)
             .checksum_crc32_c(crc32c_header(&data))
-            .body(ByteStream::from(data))
+            .body(ByteStream::from(data));
+        let out = sse_c!(request, self.customer_key.as_ref())
             .customize()
             .disable_payload_signing()
             .send()
@@ -538,12 +888,15 @@ impl MultipartUpload for S3Multipart {
                     .build()
             })
             .collect();
-        self.client
+        let request = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
+        // SSE-C objects stored with checksums need the key to complete.
+        sse_c!(request, self.customer_key.as_ref())
             .send()
             .await
             .map_err(|e| storage_error("complete multipart upload to", &self.url(), e))?;
@@ -583,6 +936,23 @@ mod tests {
     fn crc32c_header_matches_s3s_examples() {
         // CRC32C("hello world") = 0xc99465aa, as S3 documents it: yZRlqg==
         assert_eq!(crc32c_header(b"hello world"), "yZRlqg==");
+    }
+
+    #[test]
+    fn restore_headers() {
+        assert_eq!(parse_restore_header("ongoing-request=\"true\""), Readiness::Restoring);
+        let restored = parse_restore_header("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\"");
+        let Readiness::Restored { until: Some(until) } = restored else { panic!("{restored:?}") };
+        assert_eq!(until.to_rfc3339(), "2012-12-21T00:00:00+00:00");
+        assert_eq!(parse_restore_header("ongoing-request=\"false\""), Readiness::Restored { until: None });
+        assert_eq!(parse_restore_header(""), Readiness::Archived);
+    }
+
+    #[test]
+    fn tags_are_url_encoded() {
+        assert_eq!(url_encode("a b/c=d&e+f@g:h"), "a%20b%2Fc%3Dd%26e%2Bf%40g%3Ah");
+        assert_eq!(url_encode("plain-1_2.3~"), "plain-1_2.3~");
+        assert_eq!(mask("AKIAIOSFODNN7EXAMPLE"), "AKIA...MPLE");
     }
 
     #[test]

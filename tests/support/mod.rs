@@ -10,6 +10,11 @@
 //!   `S3_TEST_SECRET_KEY`, `S3_TEST_BUCKET` and optional `S3_TEST_REGION`:
 //!   an existing server such as a real MinIO. Each test works in its own
 //!   folder; tests that need the server's disk skip themselves.
+//!
+//! [`Server::start_moto`] starts a moto server instead (storage classes,
+//! RestoreObject, InvalidObjectState), whatever the environment says: the
+//! cold-storage tests need what only it implements. Its Python venv is made
+//! on first use by `scripts/ensure-moto.sh`.
 
 #![allow(dead_code)]
 
@@ -225,6 +230,119 @@ admin_token = "{token}"
         }
     }
 
+    /// A moto server on a free port with a bucket of its own. moto keeps
+    /// objects in memory and does not check signatures: keep data small.
+    pub fn start_moto() -> Server {
+        Server::start_moto_with_tls(None)
+    }
+
+    /// moto over HTTPS with this certificate and key (PEM files).
+    pub fn start_moto_with_tls(tls: Option<(&Path, &Path)>) -> Server {
+        let moto_server = ensure_moto();
+        let access_key = format!("AKIA{}", random_hex(6).to_uppercase());
+        let secret_key = random_hex(16);
+        let bucket = format!("gpbackup-{}", random_hex(4));
+        for _ in 0..5 {
+            let port = free_port();
+            let mut command = Command::new(&moto_server);
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            if let Some((cert, key)) = tls {
+                command.arg("-c").arg(cert).arg("-k").arg(key);
+            }
+            let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start moto_server");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut up = false;
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    up = true;
+                    break;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !up {
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            }
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let server = Server {
+                endpoint: format!("{scheme}://127.0.0.1:{port}"),
+                access_key,
+                secret_key,
+                bucket,
+                region: "us-east-1".to_string(),
+                root: None,
+                child: Some(child),
+                _garage_dir: None,
+            };
+            let out = server.curl(&server.bucket, &["-X", "PUT"]);
+            assert!(out.status.success(), "create bucket on moto: {}", String::from_utf8_lossy(&out.stdout));
+            return server;
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// A SigV4-signed request to `<endpoint>/<path>` with curl; fails on an
+    /// HTTP error status. moto needs the signature to pick the service.
+    pub fn curl(&self, path: &str, args: &[&str]) -> Output {
+        Command::new("curl")
+            .args(["-sS", "--fail-with-body", "--aws-sigv4", &format!("aws:amz:{}:s3", self.region)])
+            .args(["--user", &format!("{}:{}", self.access_key, self.secret_key)])
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            // The tests' own look at a TLS server need not verify it.
+            .args(if self.endpoint.starts_with("https://") { &["-k"][..] } else { &[][..] })
+            .args(args)
+            .arg(format!("{}/{path}", self.endpoint))
+            .output()
+            .expect("run curl")
+    }
+
+    /// The response headers of a HEAD of `key`, lower-cased names.
+    pub fn head(&self, key: &str) -> String {
+        let out = self.curl(&format!("{}/{key}", self.bucket), &["-I"]);
+        assert!(out.status.success(), "HEAD {key}: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| match l.split_once(':') {
+                Some((k, v)) => format!("{}:{v}\n", k.to_ascii_lowercase()),
+                None => format!("{l}\n"),
+            })
+            .collect()
+    }
+
+    /// moto only: restores complete `seconds` after they are requested
+    /// (0: at once, moto's default).
+    pub fn moto_restore_delay(&self, seconds: u64) {
+        let body = if seconds == 0 {
+            r#"{"model_name":"s3::keyrestore","transition":{"progression":"immediate"}}"#.to_string()
+        } else {
+            format!(r#"{{"model_name":"s3::keyrestore","transition":{{"progression":"time","seconds":{seconds}}}}}"#)
+        };
+        let out = Command::new("curl")
+            .args(["-sS", "--fail-with-body", "-X", "POST", "-H", "Content-Type: application/json", "--data", &body])
+            .arg(format!("{}/moto-api/state-manager/set-transition", self.endpoint))
+            .output()
+            .expect("run curl");
+        assert!(out.status.success(), "set moto restore delay: {}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    /// No process: for tests that point the plugin at a socket of their own.
+    pub fn placeholder(endpoint: &str) -> Server {
+        Server {
+            endpoint: endpoint.to_string(),
+            access_key: "AKIATESTTESTTEST".to_string(),
+            secret_key: random_hex(16),
+            bucket: "gpbackup-test".to_string(),
+            region: "us-east-1".to_string(),
+            root: None,
+            child: None,
+            _garage_dir: None,
+        }
+    }
+
     /// Where s3s-fs keeps the object's bytes; `None` on other servers.
     pub fn object_file(&self, key: &str) -> Option<PathBuf> {
         self.root.as_ref().map(|r| r.path().join(&self.bucket).join(key))
@@ -250,6 +368,95 @@ admin_token = "{token}"
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
+}
+
+/// An HTTP proxy in front of a server that records the head of every
+/// request (lower-cased header names) and forwards it, one connection per
+/// request. Set it as the plugin's `http_proxy`.
+pub struct RecordingProxy {
+    pub url: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RecordingProxy {
+    pub fn start(upstream: &str) -> RecordingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = heads.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, keep) = (upstream.clone(), keep.clone());
+                std::thread::spawn(move || {
+                    let _ = forward(client, &upstream, &keep);
+                });
+            }
+        });
+        RecordingProxy { url, heads }
+    }
+
+    /// The request heads so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+fn forward(mut client: TcpStream, upstream: &str, heads: &std::sync::Mutex<Vec<String>>) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines: Vec<String> = text.trim_end().split("\r\n").map(str::to_string).collect();
+    let length: usize = lines
+        .iter()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    client.read_exact(&mut body)?;
+    // Absolute-form target to origin-form; one request per connection.
+    let mut first = lines[0].splitn(3, ' ').map(str::to_string).collect::<Vec<_>>();
+    if let Some(rest) = first[1].strip_prefix("http://") {
+        first[1] = rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".to_string());
+    }
+    lines[0] = first.join(" ");
+    lines.retain(|l| !l.to_ascii_lowercase().starts_with("connection:"));
+    lines.push("connection: close".to_string());
+    heads.lock().unwrap().push(
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if i == 0 { l.clone() } else { l.to_ascii_lowercase() })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let mut server = TcpStream::connect(upstream)?;
+    server.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes())?;
+    server.write_all(&body)?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response)?;
+    client.write_all(&response)
+}
+
+/// The moto_server binary of the test venv, made on first use by
+/// `scripts/ensure-moto.sh` (under a lock: tests start servers in parallel).
+fn ensure_moto() -> PathBuf {
+    static MOTO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MOTO.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-moto.sh");
+        let out = Command::new("bash").arg(&script).stderr(Stdio::inherit()).output().expect("run ensure-moto.sh");
+        assert!(out.status.success(), "scripts/ensure-moto.sh failed (see above)");
+        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        assert!(path.is_file(), "ensure-moto.sh printed {}", path.display());
+        path
+    })
+    .clone()
 }
 
 /// A simulated cluster's view of one backup: config file, local dirs, HOME.
