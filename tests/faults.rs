@@ -137,3 +137,30 @@ fn killed_uploads_leave_nothing_after_cleanup() {
     let journal = c.home.join(".gpbackup_s3_plugin/uploads");
     assert_eq!(std::fs::read_dir(&journal).map(|d| d.count()).unwrap_or(0), 0);
 }
+
+#[test]
+fn stalls_longer_than_the_read_timeout_are_abandoned_and_retried() {
+    let server = Server::start();
+    let faults = Faults { stall: 0.2, stall_for: std::time::Duration::from_secs(4), ..Faults::default() };
+    let proxy = FaultProxy::start(&server.endpoint, faults, 77);
+    let c = Cluster::new(
+        &server,
+        &[
+            ("endpoint", &proxy.endpoint.clone()),
+            ("read_timeout", "1s"),
+            ("backup_multipart_chunksize", "5MB"),
+            ("restore_multipart_chunksize", "5MB"),
+        ],
+    );
+    let payload = data(30 * MIB + 5, 11);
+    let path = c.backup_dir("gpseg0", TS).join(format!("gpbackup_0_{TS}")).display().to_string();
+    let started = std::time::Instant::now();
+    assert_ok(&c.run("backup_data", &[&path], &payload));
+    let out = c.run("restore_data", &[&path], b"");
+    assert_ok(&out);
+    assert!(out.stdout == payload);
+    assert!(proxy.stats.stalls.load(std::sync::atomic::Ordering::Relaxed) > 0, "no stall injected");
+    // Every stall cost one read timeout (1 s), not the stall's 4 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(c.log_text().contains("retrying in"));
+}

@@ -62,7 +62,8 @@ fn no_proxy_bypasses_the_configured_proxy() {
     let host = server.endpoint.split("://").nth(1).unwrap().split(':').next().unwrap().to_string();
     let seg_path = |c: &Cluster| c.backup_dir("gpseg0", TS).join(format!("gpbackup_0_{TS}")).display().to_string();
 
-    let through_proxy = Cluster::new(&server, &[("http_proxy", &dead_proxy), ("connect_timeout", "2s")]);
+    let through_proxy =
+        Cluster::new(&server, &[("http_proxy", &dead_proxy), ("connect_timeout", "2s"), ("retry_max_attempts", "2")]);
     let out = through_proxy.run("backup_data", &[&seg_path(&through_proxy)], b"x");
     assert_fails_with(&out, "s3://");
 
@@ -93,15 +94,16 @@ fn silent_server() -> (u16, Arc<Mutex<Vec<std::net::TcpStream>>>) {
 fn read_timeout_bounds_a_silent_server() {
     let (port, _held) = silent_server();
     let server = Server::placeholder(&format!("http://127.0.0.1:{port}"));
-    let c = Cluster::new(&server, &[("read_timeout", "1s")]);
+    let c = Cluster::new(&server, &[("read_timeout", "1s"), ("retry_max_attempts", "3")]);
     let path = c.backup_dir("gpseg0", TS).join(format!("gpbackup_0_{TS}")).display().to_string();
     let started = Instant::now();
     let out = c.run("restore_data", &[&path], b"");
     assert_fails_with(&out, "s3://");
     assert!(stderr(&out).to_lowercase().contains("timeout") || stderr(&out).contains("timed out"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
-    // Five attempts of 1 s plus back-off; the default (300 s) would hang here.
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    // Three attempts of 1 s plus back-off; the default (300 s) would hang here.
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert_fails_with(&out, "gave up after 3 attempts");
 }
 
 /// An HTTP proxy that records each request's head and answers 400 (not retried).
