@@ -20,18 +20,25 @@ data flows) it rewrites STATS_FILE atomically as JSON with these totals. The
 caller takes differences between two snapshots; it waits for active == 0
 after its client exited, so every byte of that client is counted.
 
+With COUNTPROXY_RESET_RATE=P (0 <= P <= 1) it also injects faults: each
+request line seen is, with probability P, followed by a reset of its
+connection (both sides aborted) after a random 0-4 MiB more bytes in either
+direction, so requests break off mid-body; `resets` counts them.
+
 Stops on SIGTERM or SIGINT.
 """
 
 import asyncio
 import json
 import os
+import random
 import re
 import signal
 import sys
 import time
 
 REQUEST_LINE = re.compile(rb"(GET|HEAD|PUT|POST|DELETE|OPTIONS) [^ \r\n]* HTTP/1\.[01]\r\n")
+RESET_RATE = float(os.environ.get("COUNTPROXY_RESET_RATE", "0"))
 # Longest request line we expect to see split across two reads.
 CARRY = 8192
 
@@ -44,6 +51,7 @@ class Stats:
         self.requests = {}
         self.connections = 0
         self.active = 0
+        self.resets = 0
         self.last_write = 0.0
 
     def snapshot(self):
@@ -54,6 +62,7 @@ class Stats:
             "by_method": dict(sorted(self.requests.items())),
             "connections": self.connections,
             "active": self.active,
+            "resets": self.resets,
         }
 
     def write(self, force=False):
@@ -97,6 +106,17 @@ async def handle(client_reader, client_writer, upstream, stats):
             client_writer.close()
             return
         tail = bytearray()
+        doomed = [None]  # bytes left before this connection is reset
+
+        def countdown(n):
+            if doomed[0] is None:
+                return
+            doomed[0] -= n
+            if doomed[0] <= 0:
+                doomed[0] = None
+                stats.resets += 1
+                for w in (server_writer, client_writer):
+                    w.transport.abort()
 
         def upward(data):
             nonlocal tail
@@ -108,12 +128,16 @@ async def handle(client_reader, client_writer, upstream, stats):
                 if m.end() > len(tail):
                     method = m.group(1).decode()
                     stats.requests[method] = stats.requests.get(method, 0) + 1
+                    if doomed[0] is None and random.random() < RESET_RATE:
+                        doomed[0] = random.randint(0, 4 << 20)
             tail = bytearray(buf[-CARRY:])
             stats.write()
+            countdown(len(data))
 
         def downward(data):
             stats.down += len(data)
             stats.write()
+            countdown(len(data))
 
         tasks = {
             asyncio.create_task(pump(client_reader, server_writer, upward)),

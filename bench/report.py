@@ -338,6 +338,24 @@ def main():
     w("once while the previous part is on the wire, and spends no SHA-256 or MD5 on data at all.")
     w("")
 
+    # ------------------------------------------------------------ faults
+    faults_path = os.path.join(res, "faults.json")
+    if os.path.exists(faults_path):
+        f = json.load(open(faults_path))
+        w(f"## 7. Faults: {f['mib']} MiB round trip through a proxy resetting 10% of requests")
+        w("")
+        w("`bench/countproxy.py` with `COUNTPROXY_RESET_RATE=0.1`: after one request line in ten, the")
+        w("connection is aborted 0-4 MiB later, mid-body. The plugin (`retry_max_attempts: 30`) must")
+        w("bring the stream back byte-identical (checked by SHA-256).")
+        w("")
+        w("| Requests | Resets injected | backup_data | restore_data | Identical |")
+        w("| ---: | ---: | ---: | ---: | --- |")
+        w(
+            f"| {f['requests']} | {f['resets']} | {f['upload_s']:.1f} s ({f['mib'] / f['upload_s']:.0f} MiB/s) | "
+            f"{f['download_s']:.1f} s ({f['mib'] / f['download_s']:.0f} MiB/s) | {'yes' if f['identical'] else 'NO'} |"
+        )
+        w("")
+
     # ------------------------------------------------------------ method
     w("## Method")
     w("")

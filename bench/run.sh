@@ -472,7 +472,6 @@ HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_FAN" || die "delete_backup
 log "5. restore_data_subset through a counting proxy, ${SUBSET_MIB} MiB object"
 python3 "$here/util.py" stamp "$WORK/big.bin" subset
 head -c $((SUBSET_MIB << 20)) "$WORK/big.bin" >"$WORK/subset.bin"
-rm -f "$WORK/big.bin"
 SUB_PATH=$LOCAL/$TS_SUB/gpbackup_0_${TS_SUB}
 HOME=$PLUGIN_HOME "$PLUGIN" backup_data "$CFG" "$SUB_PATH" <"$WORK/subset.bin" || die "backup_data of the subset object"
 read -r sub_n sub_requested < <(python3 "$here/util.py" offsets $((SUBSET_MIB << 20)) "$WORK/offsets")
@@ -509,6 +508,40 @@ HOME=$PLUGIN_HOME proxied whole "$PLUGIN" restore_data "$WORK/config-proxy.yaml"
 printf 'ranges\trequested\tobject\toffsets\n%s\t%s\t%s\t%s\n' "$sub_n" "$sub_requested" $((SUBSET_MIB << 20)) \
     "$(cat "$WORK/offsets")" >"$RES/subset.tsv"
 log "  requested $sub_requested bytes in $sub_n ranges; output checked (SHA-256)"
+HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_SUB" || die "delete_backup $TS_SUB"
+
+# ---------------------------------------------------------------- 6. faults
+log "6. ${BIG_MIB} MiB round trip through a proxy that resets 10% of requests mid-body"
+python3 "$here/util.py" stamp "$WORK/big.bin" faults
+big_sha=$(sha256sum <"$WORK/big.bin" | cut -d' ' -f1)
+COUNTPROXY_RESET_RATE=0.1 python3 "$here/countproxy.py" 127.0.0.1 "${EP##*:}" "$WORK/fproxy.port" "$WORK/fproxy.json" \
+    2>"$WORK/fproxy.err" &
+BG_PIDS+=($!)
+for ((i = 0; i < 100; i++)); do
+    [ -s "$WORK/fproxy.port" ] && break
+    sleep 0.1
+done
+[ -s "$WORK/fproxy.port" ] || { cat "$WORK/fproxy.err" >&2; die "the fault proxy did not start"; }
+write_config "$WORK/config-faults.yaml" "http://127.0.0.1:$(cat "$WORK/fproxy.port")"
+echo '  retry_max_attempts: 30' >>"$WORK/config-faults.yaml"
+FAULT_PATH=$LOCAL/$TS_SUB/faulty_object
+HOME=$PLUGIN_HOME run_timed "$PLUGIN" backup_data "$WORK/config-faults.yaml" "$FAULT_PATH" <"$WORK/big.bin" 2>"$WORK/err"
+read_timing
+[ "$T_RC" = 0 ] && [ ! -s "$WORK/err" ] || { sed 's/^/    /' "$WORK/err" >&2; die "backup_data under faults"; }
+fault_up=$T_SEC
+HOME=$PLUGIN_HOME run_timed "$PLUGIN" restore_data "$WORK/config-faults.yaml" "$FAULT_PATH" >"$WORK/faults.out" 2>"$WORK/err"
+read_timing
+[ "$T_RC" = 0 ] && [ ! -s "$WORK/err" ] || { sed 's/^/    /' "$WORK/err" >&2; die "restore_data under faults"; }
+fault_down=$T_SEC
+[ "$(sha256sum <"$WORK/faults.out" | cut -d' ' -f1)" = "$big_sha" ] || die "restore_data under faults: not byte-identical"
+rm -f "$WORK/faults.out" "$WORK/big.bin"
+python3 - "$WORK/fproxy.json" "$fault_up" "$fault_down" "$BIG_MIB" >"$RES/faults.json" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+print(json.dumps({"resets": stats["resets"], "requests": stats["requests"], "upload_s": float(sys.argv[2]),
+                  "download_s": float(sys.argv[3]), "mib": int(sys.argv[4]), "identical": True}))
+PY
+log "  $(cat "$RES/faults.json")"
 HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_SUB" || die "delete_backup $TS_SUB"
 
 # ---------------------------------------------------------------- report
