@@ -164,3 +164,22 @@ fn stalls_longer_than_the_read_timeout_are_abandoned_and_retried() {
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
     assert!(c.log_text().contains("retrying in"));
 }
+
+#[test]
+fn a_completion_whose_answer_is_lost_still_succeeds() {
+    // The server completes the upload, the answer never arrives, the retry
+    // finds the upload gone: the plugin must recognise its own object.
+    let server = Server::start();
+    let faults = Faults { truncate: 0.5, only: Some(("POST ", "uploadId=")), ..Faults::default() };
+    let (proxy, c) = faulty_cluster(&server, faults, 3);
+    let seg = c.backup_dir("gpseg0", TS);
+    for i in 0..4 {
+        let payload = data(12 * MIB + i, i as u64);
+        let path = seg.join(format!("gpbackup_0_{TS}_{i}")).display().to_string();
+        assert_ok(&c.run("backup_data", &[&path], &payload));
+        let out = c.run("restore_data", &[&path], b"");
+        assert_ok(&out);
+        assert!(out.stdout == payload);
+    }
+    assert!(proxy.stats.truncations.load(std::sync::atomic::Ordering::Relaxed) > 0, "no completion was cut");
+}

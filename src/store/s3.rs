@@ -813,6 +813,24 @@ fn crc32c_header(data: &[u8]) -> String {
     aws_smithy_types::base64::encode(crc.to_be_bytes())
 }
 
+/// The ETag S3 gives a completed multipart object: the MD5 of the parts'
+/// binary MD5s, then `-<parts>`. `None` when a part's ETag is not an MD5.
+fn composite_etag(parts: &[PartTag]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut md5 = Md5::new();
+    for part in parts {
+        let hex = part.etag.as_deref()?.trim_matches('"');
+        if hex.len() != 32 {
+            return None;
+        }
+        for i in (0..32).step_by(2) {
+            md5.update([u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()?]);
+        }
+    }
+    let digest: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("{digest}-{}", parts.len()))
+}
+
 /// `a: b: c` from an error and its sources, without the Debug dumps that
 /// `DisplayErrorContext` appends.
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -878,6 +896,7 @@ impl MultipartUpload for S3Multipart {
 
     async fn complete(&self, mut parts: Vec<PartTag>) -> Result<()> {
         parts.sort_by_key(|p| p.number);
+        let expected_etag = composite_etag(&parts);
         let completed = parts
             .into_iter()
             .map(|p| {
@@ -896,11 +915,20 @@ impl MultipartUpload for S3Multipart {
             .upload_id(&self.upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
         // SSE-C objects stored with checksums need the key to complete.
-        sse_c!(request, self.customer_key.as_ref())
-            .send()
-            .await
-            .map_err(|e| storage_error("complete multipart upload to", &self.url(), e))?;
-        Ok(())
+        let Err(e) = sse_c!(request, self.customer_key.as_ref()).send().await else { return Ok(()) };
+        let err = storage_error("complete multipart upload to", &self.url(), e);
+        // A completion retried after its answer was lost finds the upload
+        // gone (NoSuchUpload, or AccessDenied on some servers) although it
+        // succeeded: the object is there, with exactly our parts' ETag.
+        if let Some(expected) = expected_etag {
+            let head = self.client.head_object().bucket(&self.bucket).key(&self.key);
+            if let Ok(out) = sse_c!(head, self.customer_key.as_ref()).send().await
+                && out.e_tag().map(|t| t.trim_matches('"')) == Some(expected.as_str())
+            {
+                return Ok(());
+            }
+        }
+        Err(err)
     }
 
     async fn abort(&self) -> Result<()> {
@@ -936,6 +964,17 @@ mod tests {
     fn crc32c_header_matches_s3s_examples() {
         // CRC32C("hello world") = 0xc99465aa, as S3 documents it: yZRlqg==
         assert_eq!(crc32c_header(b"hello world"), "yZRlqg==");
+    }
+
+    #[test]
+    fn composite_etags() {
+        let tag = |etag: &str| PartTag { number: 1, etag: Some(format!("\"{etag}\"")), checksum: None };
+        // MD5 of the 16 bytes 0x00..0x0f is 1ac1ef01e96caf1be0d329331a4fc2a8.
+        let parts = [tag("00010203040506070809000000000000"), tag("0a0b0c0d0e0f00000000000000000000")];
+        assert!(composite_etag(&parts).unwrap().ends_with("-2"));
+        assert_eq!(composite_etag(&[tag("not-an-md5")]), None);
+        let one = [tag("000102030405060708090a0b0c0d0e0f")];
+        assert_eq!(composite_etag(&one).unwrap(), "1ac1ef01e96caf1be0d329331a4fc2a8-1");
     }
 
     #[test]

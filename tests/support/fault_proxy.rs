@@ -21,6 +21,10 @@ pub struct Faults {
     /// Forward, then wait `stall_for` before answering.
     pub stall: f64,
     pub stall_for: Duration,
+    /// Inject faults only into requests whose request line starts with the
+    /// first string and contains the second (e.g. `("POST ", "uploadId=")`:
+    /// CompleteMultipartUpload).
+    pub only: Option<(&'static str, &'static str)>,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +119,13 @@ fn serve(client: TcpStream, upstream: &str, faults: Faults, stats: &Stats, mut r
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        let request_line = text.lines().next().unwrap_or_default();
+        let faults = match faults.only {
+            Some((start, part)) if !(request_line.starts_with(start) && request_line.contains(part)) => {
+                Faults::default()
+            }
+            _ => faults,
+        };
 
         if rng.chance(faults.reset) {
             stats.resets.fetch_add(1, Ordering::Relaxed);
