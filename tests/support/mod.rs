@@ -86,6 +86,21 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not listen on port {port}");
 }
 
+/// Whether `child` listens on `port` within `limit` (false if it exits).
+fn listens_soon(port: u16, child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf)).unwrap();
@@ -131,18 +146,7 @@ impl Server {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start s3s-fs");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let mut up = false;
-            while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    up = true;
-                    break;
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            let up = listens_soon(port, &mut child, Duration::from_secs(10));
             if up {
                 return Server {
                     endpoint: format!("http://127.0.0.1:{port}"),
@@ -250,18 +254,7 @@ admin_token = "{token}"
                 command.arg("-c").arg(cert).arg("-k").arg(key);
             }
             let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start moto_server");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut up = false;
-            while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    up = true;
-                    break;
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let up = listens_soon(port, &mut child, Duration::from_secs(60));
             if !up {
                 let _ = child.kill();
                 let _ = child.wait();
