@@ -153,6 +153,64 @@ pub enum Command {
         /// Plugin config file
         config: PathBuf,
     },
+    /// Delete the archives whose deletion a vault lock refused earlier (on_retention_locked: defer)
+    #[command(name = "purge")]
+    Purge {
+        /// Plugin config file
+        config: PathBuf,
+    },
+    /// Glacier Vault Lock: initiate, status, complete (irreversible), abort
+    #[command(name = "vault-lock", subcommand)]
+    VaultLock(VaultLockCommand),
+    /// Write missing catalog entries again from a vault inventory (after losing the bucket)
+    #[command(name = "rebuild-catalog")]
+    RebuildCatalog {
+        /// Plugin config file
+        config: PathBuf,
+        /// Wait for the inventory job (AWS: hours) instead of returning while it runs
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit 1) after this long, e.g. 6h
+        #[arg(long, value_parser = crate::commands::thaw::parse_timeout, requires = "wait")]
+        timeout: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultLockCommand {
+    /// Install a lock policy (state InProgress); prints the lock id and the 24-hour deadline
+    #[command(name = "initiate")]
+    Initiate {
+        /// Plugin config file
+        config: PathBuf,
+        /// The lock policy (IAM policy JSON, at most 20 KB)
+        #[arg(long)]
+        policy_file: PathBuf,
+    },
+    /// Show the lock: state, policy, creation and expiration dates
+    #[command(name = "status")]
+    Status {
+        /// Plugin config file
+        config: PathBuf,
+    },
+    /// Lock the vault for good with its InProgress policy: irreversible
+    #[command(name = "complete")]
+    Complete {
+        /// Plugin config file
+        config: PathBuf,
+        /// The lock id `initiate` printed
+        #[arg(long)]
+        lock_id: String,
+        /// Required: the policy can never be changed or removed afterwards
+        #[arg(long = "i-understand-this-is-irreversible")]
+        confirmed: bool,
+    },
+    /// Remove an InProgress lock policy (a Locked one cannot be removed)
+    #[command(name = "abort")]
+    Abort {
+        /// Plugin config file
+        config: PathBuf,
+    },
 }
 
 fn parse_tier(text: &str) -> Result<RestoreTier, String> {

@@ -116,6 +116,12 @@ const KNOWN_KEYS: &[&str] = &[
     "restore_days",
     "restore_wait_timeout",
     "restore_auto",
+    "storage",
+    "vault",
+    "account_id",
+    "glacier_endpoint",
+    "vault_part_size",
+    "on_retention_locked",
 ];
 
 /// Static credentials from the config file. `Debug` never shows the secret.
@@ -183,6 +189,8 @@ pub struct Config {
     pub object_tags: Vec<(String, String)>,
     /// How archived objects are brought back (thaw, restore setup).
     pub thaw: Thaw,
+    /// `storage: glacier`: payloads go to this Glacier vault; `None`: S3 only.
+    pub vault: Option<Vault>,
     /// The option values that must never appear in logs, errors or uploads.
     pub secrets: Secrets,
 }
@@ -244,6 +252,38 @@ pub struct Thaw {
     /// `setup_plugin_for_restore` requests the restores itself.
     pub auto: bool,
 }
+
+/// `storage: glacier`: `backup_data` payloads are archives in an Amazon
+/// Glacier vault; everything else (and the catalog) stays in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vault {
+    pub name: String,
+    /// `-` (the account that signs the requests) or a 12-digit account id.
+    pub account_id: String,
+    /// Full URL, or `None` for AWS's Glacier endpoint of the region.
+    pub endpoint: Option<String>,
+    /// Multipart part size: a power of two MiB from 1 MiB to 4 GiB.
+    pub part_size: u64,
+    pub on_retention_locked: OnRetentionLocked,
+}
+
+/// What `delete_backup` does when the vault's lock policy refuses to delete
+/// an archive that is still inside its retention period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRetentionLocked {
+    /// Fail, naming the archive; nothing else of the backup is deleted.
+    Fail,
+    /// Keep the archive (and its catalog entry) for `purge` to delete later,
+    /// and delete the rest of the backup.
+    Defer,
+}
+
+/// Glacier part sizes: 1 MiB times a power of two, up to 4 GiB.
+pub const MIN_VAULT_PART_SIZE: u64 = MIB;
+pub const MAX_VAULT_PART_SIZE: u64 = 4096 * MIB;
+/// 16 MiB parts: archives up to 156 GiB (10,000 parts), about 112 MiB of
+/// buffers per process with the default concurrency.
+pub const DEFAULT_VAULT_PART_SIZE: u64 = 16 * MIB;
 
 /// Secret option values; `Debug` shows only how many there are.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -518,6 +558,8 @@ impl Config {
         };
         let retry_time_budget = duration(&options, "retry_time_budget", DEFAULT_RETRY_BUDGET, false, &mut problems);
 
+        let vault = vault(&options, tls, &mut problems);
+
         if !problems.is_empty() {
             return Err(Error::Config(problems.join("; ")));
         }
@@ -545,6 +587,7 @@ impl Config {
             no_proxy,
             object_tags,
             thaw,
+            vault,
             secrets,
         })
     }
@@ -711,6 +754,76 @@ pub fn read_customer_key(file: &str) -> Result<(CustomerKey, Option<String>), St
         key_md5_base64: b64.encode(md5::Md5::digest(&raw)),
     };
     Ok((key, text))
+}
+
+/// `storage`, `vault`, `account_id`, `glacier_endpoint`, `vault_part_size`
+/// and `on_retention_locked`, checked together.
+fn vault(options: &BTreeMap<String, String>, tls: bool, problems: &mut Vec<String>) -> Option<Vault> {
+    const VAULT_KEYS: &[&str] = &["vault", "account_id", "glacier_endpoint", "vault_part_size", "on_retention_locked"];
+    let glacier = match option(options, "storage").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("s3") => false,
+        Some("glacier") => true,
+        Some(_) => {
+            problems.push("storage must be s3 or glacier".to_string());
+            return None;
+        }
+    };
+    if !glacier {
+        let stray: Vec<&str> = VAULT_KEYS.iter().copied().filter(|k| option(options, k).is_some()).collect();
+        if !stray.is_empty() {
+            problems.push(format!("{} only apply with storage: glacier", stray.join(", ")));
+        }
+        return None;
+    }
+    let name = option(options, "vault").unwrap_or_default().to_string();
+    if name.is_empty() {
+        problems.push("vault is required with storage: glacier".to_string());
+    } else if name.len() > 255 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        problems.push(format!("vault {name} must be 1 to 255 characters of a-z, A-Z, 0-9, _, - and ."));
+    }
+    let account_id = option(options, "account_id").unwrap_or("-").to_string();
+    if account_id != "-" && !(account_id.len() == 12 && account_id.chars().all(|c| c.is_ascii_digit())) {
+        problems.push("account_id must be - (the signing account) or a 12-digit AWS account id without dashes".into());
+    }
+    let endpoint = option(options, "glacier_endpoint").map(|e| {
+        let e = e.trim_end_matches('/');
+        if e.starts_with("http://") || e.starts_with("https://") {
+            e.to_string()
+        } else if tls {
+            format!("https://{e}")
+        } else {
+            format!("http://{e}")
+        }
+    });
+    let part_size = match option(options, "vault_part_size").map(parse_size) {
+        None => DEFAULT_VAULT_PART_SIZE,
+        Some(Ok(n))
+            if (MIN_VAULT_PART_SIZE..=MAX_VAULT_PART_SIZE).contains(&n)
+                && (n / MIB).is_power_of_two()
+                && n % MIB == 0 =>
+        {
+            n
+        }
+        Some(Ok(n)) => {
+            problems.push(format!(
+                "vault_part_size is {n} bytes; Glacier needs 1MB times a power of two (1MB, 2MB, 4MB, ... 4096MB)"
+            ));
+            DEFAULT_VAULT_PART_SIZE
+        }
+        Some(Err(why)) => {
+            problems.push(format!("vault_part_size: {why}"));
+            DEFAULT_VAULT_PART_SIZE
+        }
+    };
+    let on_retention_locked = match option(options, "on_retention_locked") {
+        None | Some("fail") => OnRetentionLocked::Fail,
+        Some("defer") => OnRetentionLocked::Defer,
+        Some(_) => {
+            problems.push("on_retention_locked must be fail or defer".to_string());
+            OnRetentionLocked::Fail
+        }
+    };
+    Some(Vault { name, account_id, endpoint, part_size, on_retention_locked })
 }
 
 /// A duration option; `allow_zero` for waits that may be switched off.

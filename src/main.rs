@@ -15,6 +15,7 @@ mod log;
 mod offsets;
 mod size;
 mod store;
+mod treehash;
 
 /// The plugin's name: first token of `--version`, log file prefix, and the
 /// option key gpbackup injects for password encryption.

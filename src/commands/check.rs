@@ -34,6 +34,9 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let folder = format!("{}/", config.folder);
     store.list_page(&folder, None, Some(1)).await.map_err(|e| e.context("check: bucket"))?;
     say("bucket check", &format!("{} exists and can be listed", store.url("")));
+    for (what, value) in store.preflight(false).await.map_err(|e| e.context("check"))? {
+        say(what, &value);
+    }
 
     let mut probes = vec![("data", ObjectClass::Payload)];
     if config.storage_class != config.metadata_storage_class {

@@ -18,5 +18,13 @@ pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
     let prefix = layout::backup_prefix(&ctx.config.folder, timestamp)?;
     let deleted = store::delete_prefix(&*ctx.store, &prefix).await?;
     crate::log::info(&format!("Deleted {deleted} objects of backup {timestamp} under {}", ctx.store.url(&prefix)));
+    let kept = ctx.store.deferred_deletes(&prefix).await?;
+    if !kept.is_empty() {
+        crate::log::warn(&format!(
+            "Backup {timestamp}: {} archives are still under the vault's retention lock and were kept; `{} purge`              deletes them once allowed",
+            kept.len(),
+            crate::PLUGIN_NAME
+        ));
+    }
     Ok(())
 }

@@ -23,6 +23,10 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
     // The bucket must exist: some servers (s3s-fs) would create it on the
     // first write, and an operator who typed the wrong name wants to know.
     check_readable(&ctx).await?;
+    // A vault is created here when missing (and its lock state logged).
+    for (what, value) in ctx.store.preflight(true).await? {
+        crate::log::info(&format!("Setup for backup: {what}: {value}"));
+    }
     // Write and remove a probe where this backup's files will go: proves
     // write permission, and leaves nothing behind.
     let probe = format!("{}/.{}_probe_{}", args.dir.trim_end_matches('/'), crate::PLUGIN_NAME, std::process::id());

@@ -18,10 +18,13 @@ mod delete_backup;
 mod delete_directory;
 mod hooks;
 mod list_directory;
+mod purge;
+mod rebuild_catalog;
 mod restore_data;
 mod restore_data_subset;
 mod restore_file;
 pub mod thaw;
+pub mod vault_lock;
 pub mod version;
 
 /// What every command that touches storage needs.
@@ -85,6 +88,9 @@ async fn run_async(command: Command) -> Result<()> {
             thaw::run(&config, &timestamp, &options).await
         }
         Command::Check { config } => check::run(&config).await,
+        Command::Purge { config } => purge::run(&config).await,
+        Command::VaultLock(command) => vault_lock::run(command).await,
+        Command::RebuildCatalog { config, wait, timeout } => rebuild_catalog::run(&config, wait, timeout).await,
     }
 }
 

@@ -26,11 +26,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
 
-use super::integrity::{self, META_KEY, Manifest, Record};
+use super::integrity::{self, META_KEY, Manifest, Record, TREE_HASH_META};
 use super::sink::Sink;
 use crate::config::Transfer;
 use crate::error::{Error, Result};
 use crate::store::{Fetched, Store};
+use crate::treehash::{self, Hash, TreeHasher};
 
 /// What to download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +64,13 @@ pub async fn download(
         let plan = match selection {
             // Subsets are checked for length only: stored CRCs cover whole
             // parts, and fetching whole parts would defeat a filtered restore.
-            Selection::Ranges(ranges) => {
-                Plan { units: chunks(&coalesce(&ranges), chunk), prefix: Bytes::new(), total: None, whole_crc: None }
-            }
+            Selection::Ranges(ranges) => Plan {
+                units: chunks(&coalesce(&ranges), chunk),
+                prefix: Bytes::new(),
+                total: None,
+                whole_crc: None,
+                whole_tree: None,
+            },
             Selection::Whole => plan_whole(&*store, key, chunk).await?,
         };
         run(store, key, plan, &mut sink, transfer).await
@@ -84,6 +89,9 @@ struct Plan {
     total: Option<u64>,
     /// The whole object's CRC, checked before the last unit is emitted.
     whole_crc: Option<u64>,
+    /// The whole object's SHA-256 tree hash, when the store knows it (a
+    /// Glacier archive), checked at the same moment.
+    whole_tree: Option<Hash>,
 }
 
 /// Probes the object and decides its units from its integrity record.
@@ -124,7 +132,14 @@ async fn plan_whole(store: &dyn Store, key: &str, chunk: u64) -> Result<Plan> {
             (units, Some(manifest.crc))
         }
     };
-    Ok(Plan { units, prefix: first.data, total: Some(total), whole_crc })
+    let whole_tree = match first.meta(TREE_HASH_META) {
+        None => None,
+        Some(text) => Some(
+            treehash::from_hex(text)
+                .ok_or_else(|| Error::Integrity(format!("{url} has a damaged tree hash record: {text:?}")))?,
+        ),
+    };
+    Ok(Plan { units, prefix: first.data, total: Some(total), whole_crc, whole_tree })
 }
 
 async fn load_manifest(store: &dyn Store, key: &str) -> Result<Manifest> {
@@ -150,6 +165,7 @@ async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, tran
     let mut in_flight_bytes = 0u64;
     let mut pending = plan.units.into_iter().peekable();
     let mut running_crc: Option<u64> = None;
+    let mut running_tree = plan.whole_tree.map(|_| TreeHasher::new());
     let mut emitted_len = 0u64;
     let mut held: Option<Bytes> = None;
     loop {
@@ -169,12 +185,15 @@ async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, tran
         let Some((len, next)) = in_flight.pop_front() else { break };
         in_flight_bytes -= len;
         let data = next.await.map_err(|e| Error::Storage(format!("download task failed: {e}")))??;
-        if let Some(whole) = plan.whole_crc {
+        if plan.whole_crc.is_some() || plan.whole_tree.is_some() {
             let crc = integrity::crc64(&data);
             running_crc = Some(match running_crc {
                 None => crc,
                 Some(acc) => integrity::combine(acc, crc, data.len() as u64),
             });
+            if let Some(hasher) = running_tree.as_mut() {
+                hasher.update(&data);
+            }
             // Hold one unit back: the last is written only after the whole
             // object's CRC has been checked.
             if let Some(previous) = held.replace(data) {
@@ -183,9 +202,16 @@ async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, tran
             }
             if pending.peek().is_none() && in_flight.is_empty() {
                 let got = running_crc.unwrap_or_else(|| integrity::crc64(b""));
-                if got != whole {
+                if plan.whole_crc.is_some_and(|whole| got != whole) {
                     return Err(Error::Integrity(format!(
                         "{url}: whole-object checksum mismatch after {emitted_len} bytes"
+                    )));
+                }
+                if let (Some(whole), Some(hasher)) = (plan.whole_tree, running_tree.take())
+                    && hasher.finish() != whole
+                {
+                    return Err(Error::Integrity(format!(
+                        "{url}: whole-archive tree hash mismatch after {emitted_len} bytes"
                     )));
                 }
             }

@@ -39,9 +39,17 @@ pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Nvme, crc_a, crc_b, len_b)
 }
 
+/// Metadata through which a store hands over the SHA-256 tree hash of a
+/// whole object it read (a Glacier archive), for the engine to check before
+/// the last bytes go out.
+pub const TREE_HASH_META: &str = "gpbackup-tree-hash";
+
+/// What follows a multipart object's key in its manifest's key.
+pub const MANIFEST_SUFFIX: &str = ".gpbackup_manifest";
+
 /// The sidecar key holding a multipart object's manifest.
 pub fn manifest_key(key: &str) -> String {
-    format!("{key}.gpbackup_manifest")
+    format!("{key}{MANIFEST_SUFFIX}")
 }
 
 /// What an object's metadata says about its integrity record.

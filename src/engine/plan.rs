@@ -33,7 +33,16 @@ impl PartPlan {
             .and_then(|v| v.parse().ok())
             .filter(|&n| n > 0)
             .unwrap_or(PARTS_PER_STEP);
-        PartPlan { first: first_part_size.min(MAX_PART_SIZE), step }
+        PartPlan { first: first_part_size.min(MAX_PART_SIZE), step: step.min(u32::MAX - 1) }
+    }
+
+    /// Every part the same size (Glacier's rule).
+    pub fn fixed(part_size: u64) -> PartPlan {
+        PartPlan { first: part_size, step: u32::MAX }
+    }
+
+    pub fn is_fixed(&self) -> bool {
+        self.step == u32::MAX
     }
 
     /// Size of part `number` (1-based).
@@ -70,6 +79,13 @@ mod tests {
                 last = s;
             }
         }
+    }
+
+    #[test]
+    fn fixed_plans_never_grow() {
+        let plan = PartPlan::fixed(16 * MIB);
+        assert!(plan.is_fixed() && !PartPlan::new(16 * MIB).is_fixed());
+        assert!((1..=MAX_PARTS).all(|n| plan.size(n) == 16 * MIB));
     }
 
     #[test]

@@ -99,8 +99,12 @@ pub async fn upload(
     transfer: Transfer,
     class: ObjectClass,
 ) -> Result<u64> {
-    let plan = PartPlan::new(transfer.part_size);
-    let budget_units = ((transfer.concurrency as u64 + 1) * transfer.part_size).div_ceil(UNIT);
+    // A vault takes parts of exactly one size; S3 lets them grow.
+    let (plan, part_size) = match store.fixed_part_size() {
+        Some(size) => (PartPlan::fixed(size), size),
+        None => (PartPlan::new(transfer.part_size), transfer.part_size),
+    };
+    let budget_units = ((transfer.concurrency as u64 + 1) * part_size).div_ceil(UNIT);
     let budget_units = budget_units.min(u64::from(u32::MAX)).min(Semaphore::MAX_PERMITS as u64) as u32;
     let mut reader = Reader {
         source: Some(source),
@@ -204,9 +208,8 @@ async fn upload_parts(
             break;
         }
         if number == MAX_PARTS {
-            return Err(Error::Local(format!(
-                "the stream is larger than {MAX_PARTS} parts can hold; raise backup_multipart_chunksize"
-            )));
+            let option = if reader.plan.is_fixed() { "vault_part_size" } else { "backup_multipart_chunksize" };
+            return Err(Error::Local(format!("the stream is larger than {MAX_PARTS} parts can hold; raise {option}")));
         }
         number += 1;
         current = next;

@@ -17,6 +17,8 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::error::Result;
 
+pub mod catalog;
+pub mod glacier;
 pub mod retry;
 pub mod s3;
 
@@ -195,6 +197,25 @@ pub trait Store: Send + Sync {
     /// The open uploads (key, upload id) under `prefix`, or `None` when the
     /// service cannot list them.
     async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>>;
+
+    /// `Some(size)`: every part but the last must be exactly `size` bytes
+    /// (a Glacier vault); `None`: parts may grow as the stream does.
+    fn fixed_part_size(&self) -> Option<u64> {
+        None
+    }
+
+    /// Checks what the store needs besides the bucket (a vault) and, with
+    /// `create`, creates what is missing; `(what, value)` lines for `check`
+    /// and the setup log.
+    async fn preflight(&self, _create: bool) -> Result<Vec<(&'static str, String)>> {
+        Ok(Vec::new())
+    }
+
+    /// Keys under `prefix` whose deletion a retention lock refused and that
+    /// were kept for a later `purge`.
+    async fn deferred_deletes(&self, _prefix: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The most keys one `delete_many` call takes (S3's DeleteObjects limit).
@@ -219,7 +240,31 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         budget: config.retry_time_budget,
         ..retry::RetryPolicy::default()
     };
-    Ok(Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy)))
+    let bucket: Arc<dyn Store> = Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy));
+    match &config.vault {
+        None => Ok(bucket),
+        // The vault store retries its own requests: one of its writes is
+        // two requests (archive, then catalog entry), of which only the
+        // failed one may be repeated.
+        Some(_) => Ok(Arc::new(glacier::GlacierStore::new(config, bucket, policy).await?)),
+    }
+}
+
+/// The vault of a `storage: glacier` config, for the commands that
+/// administer the vault itself (Vault Lock, catalog rebuild).
+pub async fn open_vault(config: &Config) -> Result<glacier::GlacierStore> {
+    if config.vault.is_none() {
+        return Err(crate::error::Error::Config(
+            "this command needs a vault: set storage: glacier and vault in the plugin config".to_string(),
+        ));
+    }
+    let policy = retry::RetryPolicy {
+        max_attempts: config.retry_max_attempts,
+        budget: config.retry_time_budget,
+        ..retry::RetryPolicy::default()
+    };
+    let bucket: Arc<dyn Store> = Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy));
+    glacier::GlacierStore::new(config, bucket, policy).await
 }
 
 /// Every key under `prefix`, all pages.
@@ -238,21 +283,28 @@ pub async fn list_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>> {
 
 /// Deletes every object under `prefix`, a listing page at a time so memory
 /// stays flat however many objects there are. Returns how many were deleted.
+///
+/// Cold payloads go first, everything readable after: a vault archive
+/// whose deletion a retention lock refuses then stops the delete before the
+/// backup's metadata is touched (or, deferred, keeps its catalog entry).
 pub async fn delete_prefix(store: &dyn Store, prefix: &str) -> Result<u64> {
     let mut deleted = 0;
-    let mut next = None;
-    loop {
-        // A continuation token names the last key listed, so it stays valid
-        // while the keys before it are deleted.
-        let page = store.list_page(prefix, next, None).await?;
-        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
-        for batch in keys.chunks(DELETE_BATCH) {
-            store.delete_many(batch).await?;
-            deleted += batch.len() as u64;
-        }
-        match page.next {
-            Some(token) => next = Some(token),
-            None => return Ok(deleted),
+    for cold in [true, false] {
+        let mut next = None;
+        loop {
+            // A continuation token names the last key listed, so it stays
+            // valid while the keys before it are deleted.
+            let page = store.list_page(prefix, next, None).await?;
+            let keys: Vec<String> = page.objects.into_iter().filter(|o| o.cold == cold).map(|o| o.key).collect();
+            for batch in keys.chunks(DELETE_BATCH) {
+                store.delete_many(batch).await?;
+                deleted += batch.len() as u64;
+            }
+            match page.next {
+                Some(token) => next = Some(token),
+                None => break,
+            }
         }
     }
+    Ok(deleted)
 }

@@ -54,6 +54,16 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(policy: RetryPolicy) -> Shared {
+        let seed = (std::process::id() as u64) << 32
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+            | 1;
+        Shared { policy, started: Instant::now(), seed: AtomicU64::new(seed) }
+    }
+
     /// Full jitter: a uniform delay up to the exponential cap, so the many
     /// plugin processes of a cluster do not retry in lockstep.
     fn delay(&self, attempt: u32) -> Duration {
@@ -96,6 +106,25 @@ impl Shared {
     }
 }
 
+/// Retries single requests per a policy, for stores that make requests of
+/// their own besides those of a wrapped store (the Glacier vault).
+#[derive(Clone)]
+pub struct Retrier(Arc<Shared>);
+
+impl Retrier {
+    pub fn new(policy: RetryPolicy) -> Retrier {
+        Retrier(Arc::new(Shared::new(policy)))
+    }
+
+    pub async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.0.run(what, op).await
+    }
+}
+
 /// Wraps a store so that every request is retried per `policy`.
 pub struct Retrying {
     inner: Arc<dyn Store>,
@@ -104,13 +133,7 @@ pub struct Retrying {
 
 impl Retrying {
     pub fn new(inner: Arc<dyn Store>, policy: RetryPolicy) -> Retrying {
-        let seed = (std::process::id() as u64) << 32
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-            | 1;
-        Retrying { inner, shared: Arc::new(Shared { policy, started: Instant::now(), seed: AtomicU64::new(seed) }) }
+        Retrying { inner, shared: Arc::new(Shared::new(policy)) }
     }
 }
 
@@ -177,6 +200,19 @@ impl Store for Retrying {
     async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
         let what = format!("list open uploads under {}", self.url(prefix));
         self.shared.run(&what, || self.inner.open_uploads(prefix)).await
+    }
+
+    fn fixed_part_size(&self) -> Option<u64> {
+        self.inner.fixed_part_size()
+    }
+
+    async fn preflight(&self, create: bool) -> Result<Vec<(&'static str, String)>> {
+        self.shared.run("preflight", || self.inner.preflight(create)).await
+    }
+
+    async fn deferred_deletes(&self, prefix: &str) -> Result<Vec<String>> {
+        let what = format!("list deferred deletes under {}", self.url(prefix));
+        self.shared.run(&what, || self.inner.deferred_deletes(prefix)).await
     }
 }
 

@@ -101,7 +101,7 @@ impl S3Store {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
-            .http_client(http_client(config)?)
+            .http_client(http_client(config, config.endpoint.as_deref())?)
             // Retries happen one level up (store::retry), for every request
             // alike, with the data still held and each attempt logged.
             .retry_config(RetryConfig::disabled())
@@ -125,21 +125,7 @@ impl S3Store {
         if config.remove_duplicate_bucket {
             builder = builder.interceptor(StripBucketFromPath { bucket: config.bucket.clone() });
         }
-        let credentials = match &config.keys {
-            Some(keys) => SharedCredentialsProvider::new(Credentials::new(
-                &keys.access_key_id,
-                &keys.secret_access_key,
-                keys.session_token.clone(),
-                None,
-                "plugin-config",
-            )),
-            None => SharedCredentialsProvider::new(
-                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                    .region(Region::new(config.region.clone()))
-                    .build()
-                    .await,
-            ),
-        };
+        let credentials = credentials(config).await;
         builder = builder.credentials_provider(credentials.clone());
         let server = match &config.endpoint {
             Some(e) => format!("the server at {e}"),
@@ -208,6 +194,26 @@ impl S3Store {
              option: {error}",
             self.server
         ))
+    }
+}
+
+/// The config's static keys, or else the SDK's default chain (environment,
+/// profile, web identity, instance metadata).
+pub(super) async fn credentials(config: &Config) -> SharedCredentialsProvider {
+    match &config.keys {
+        Some(keys) => SharedCredentialsProvider::new(Credentials::new(
+            &keys.access_key_id,
+            &keys.secret_access_key,
+            keys.session_token.clone(),
+            None,
+            "plugin-config",
+        )),
+        None => SharedCredentialsProvider::new(
+            aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                .region(Region::new(config.region.clone()))
+                .build()
+                .await,
+        ),
     }
 }
 
@@ -297,8 +303,11 @@ fn parse_restore_header(value: &str) -> Readiness {
 /// The HTTP client: plain HTTP without any TLS set-up when the endpoint is
 /// `http://`, and the proxy from `http_proxy` or else from the environment
 /// (`HTTPS_PROXY`, `NO_PROXY`, ...), as the Go plugin's HTTP stack did.
-fn http_client(config: &Config) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
-    let plain_http = config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+pub(super) fn http_client(
+    config: &Config,
+    endpoint: Option<&str>,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"));
     let proxy = proxy_config(config, plain_http)?;
     // ca_cert_file: these roots in addition to the system's.
     let tls_context = match &config.ca_cert {
@@ -427,11 +436,13 @@ where
     format!("{action} {url} failed: {}{request_id}", detail.replace('\n', " "))
 }
 
-fn http_status<E>(err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> Option<u16> {
+pub(super) fn http_status<E>(
+    err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
 
-fn storage_error<E>(
+pub(super) fn storage_error<E>(
     action: &str,
     url: &str,
     err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
@@ -448,11 +459,25 @@ where
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
         _ => {
             matches!(status, Some(429 | 500..=599))
-                || matches!(err.code(), Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"))
+                || matches!(
+                    err.code(),
+                    Some(
+                        "SlowDown"
+                            | "RequestTimeout"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "ThrottlingException"
+                            | "RequestTimeoutException"
+                            | "ServiceUnavailableException"
+                    )
+                )
         }
     };
     match (err.code(), status) {
-        (Some("NoSuchKey") | Some("NotFound"), _) | (None, Some(404)) => Error::NotFound(msg),
+        // The last three are Glacier's (AWS, and moto's name for a missing vault).
+        (Some("NoSuchKey" | "NotFound" | "ResourceNotFoundException" | "VaultNotFound"), _) | (None, Some(404)) => {
+            Error::NotFound(msg)
+        }
         (Some("InvalidObjectState"), _) => {
             Error::Archived(format!("{url} is in archived storage and has not been restored (thawed): {msg}"))
         }
@@ -833,7 +858,7 @@ fn composite_etag(parts: &[PartTag]) -> Option<String> {
 
 /// `a: b: c` from an error and its sources, without the Debug dumps that
 /// `DisplayErrorContext` appends.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<&dyn std::error::Error> = Some(err);
     while let Some(e) = current {

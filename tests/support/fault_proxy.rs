@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP proxy, placed between the plugin and a real S3
 //! server: it forwards each request unchanged (the Host header too, so SigV4
 //! signatures stay valid) and, at the configured rates, answers 503
-//! SlowDown instead, drops the connection without answering, cuts the
+//! SlowDown (or a Glacier AccessDeniedException) instead, drops the connection without answering, cuts the
 //! response off partway, or stalls before answering.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,6 +20,9 @@ pub struct Faults {
     pub truncate: f64,
     /// Forward, then wait `stall_for` before answering.
     pub stall: f64,
+    /// Answer `403 AccessDeniedException` (Glacier's JSON error, what a
+    /// vault lock policy's Deny produces) without forwarding.
+    pub deny: f64,
     pub stall_for: Duration,
     /// Inject faults only into requests whose request line starts with the
     /// first string and contains the second (e.g. `("POST ", "uploadId=")`:
@@ -34,6 +37,7 @@ pub struct Stats {
     pub slowdowns: AtomicU64,
     pub truncations: AtomicU64,
     pub stalls: AtomicU64,
+    pub denials: AtomicU64,
 }
 
 impl Stats {
@@ -42,6 +46,7 @@ impl Stats {
             + self.slowdowns.load(Ordering::Relaxed)
             + self.truncations.load(Ordering::Relaxed)
             + self.stalls.load(Ordering::Relaxed)
+            + self.denials.load(Ordering::Relaxed)
     }
 }
 
@@ -138,6 +143,17 @@ fn serve(client: TcpStream, upstream: &str, faults: Faults, stats: &Stats, mut r
                 client,
                 "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
                 xml.len()
+            )?;
+            continue;
+        }
+
+        if rng.chance(faults.deny) {
+            stats.denials.fetch_add(1, Ordering::Relaxed);
+            let json = r#"{"code":"AccessDeniedException","message":"Access denied by the vault lock policy","type":"Client"}"#;
+            write!(
+                client,
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nx-amzn-errortype: AccessDeniedException\r\ncontent-length: {}\r\n\r\n{json}",
+                json.len()
             )?;
             continue;
         }

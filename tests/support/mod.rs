@@ -363,6 +363,76 @@ admin_token = "{token}"
     }
 }
 
+/// A Glacier vault API server of its own: a second moto (vaults,
+/// single-request archives, retrieval jobs that finish after 2-10 s,
+/// inventories) or fakecloud (multipart uploads with tree-hash checks,
+/// Vault Lock). moto is kept apart from the S3 server because one process
+/// cannot check S3 signatures and serve Glacier at once.
+pub struct Glacier {
+    pub endpoint: String,
+    pub kind: &'static str,
+    child: Child,
+}
+
+impl Drop for Glacier {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Glacier {
+    pub fn moto() -> Glacier {
+        Glacier::spawn("moto", |port| {
+            let mut c = Command::new(ensure_moto());
+            c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            c
+        })
+    }
+
+    /// fakecloud from ~/.cargo/bin (installed by `scripts/ensure-fakecloud.sh`).
+    pub fn fakecloud() -> Glacier {
+        let binary = find_binary("fakecloud");
+        Glacier::spawn("fakecloud", move |port| {
+            let mut c = Command::new(&binary);
+            c.args(["--addr", &format!("127.0.0.1:{port}"), "--log-level", "error"]);
+            c
+        })
+    }
+
+    fn spawn(kind: &'static str, command: impl Fn(u16) -> Command) -> Glacier {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = command(port)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            if listens_soon(port, &mut child, Duration::from_secs(60)) {
+                return Glacier { endpoint: format!("http://127.0.0.1:{port}"), kind, child };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("{kind} did not start");
+    }
+
+    /// A signed Glacier request (`path` after `/-/vaults/`); the body of
+    /// the answer, which must be a success.
+    pub fn request(&self, server: &Server, method: &str, path: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail-with-body", "--aws-sigv4", &format!("aws:amz:{}:glacier", server.region)])
+            .args(["--user", &format!("{}:{}", server.access_key, server.secret_key)])
+            .args(["-H", "x-amz-glacier-version: 2012-06-01", "-X", method])
+            .arg(format!("{}/-/vaults/{path}", self.endpoint))
+            .output()
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{method} {path} on {}: {body} {}", self.kind, stderr(&out));
+        body
+    }
+}
+
 /// An HTTP proxy in front of a server that records the head of every
 /// request (lower-cased header names) and forwards it, one connection per
 /// request. Set it as the plugin's `http_proxy`.

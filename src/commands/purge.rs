@@ -1,0 +1,34 @@
+//! `purge CFG`: delete what `delete_backup` had to keep.
+//!
+//! With `on_retention_locked: defer`, a delete that a vault's lock policy
+//! refuses (an archive younger than its retention period) keeps the archive
+//! and marks its catalog entry; the rest of the backup is deleted. `purge`
+//! tries those archives again: the ones now old enough go (archive, then
+//! entry), the others stay marked. Safe to run from cron at any time.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::store::DELETE_BATCH;
+
+use super::Context;
+
+pub async fn run(config: &Path) -> Result<()> {
+    let ctx = Context::open(config).await?;
+    let prefix = format!("{}/backups/", ctx.config.folder);
+    let pending = ctx.store.deferred_deletes(&prefix).await?;
+    for batch in pending.chunks(DELETE_BATCH) {
+        ctx.store.delete_many(batch).await?;
+    }
+    let left = if pending.is_empty() { 0 } else { ctx.store.deferred_deletes(&prefix).await?.len() };
+    let line = format!(
+        "purge: {} deferred deletes found, {} done, {left} still refused by the retention lock",
+        pending.len(),
+        pending.len() - left
+    );
+    crate::log::info(&line);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    Ok(())
+}
