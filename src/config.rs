@@ -1143,6 +1143,42 @@ options:
     }
 
     #[test]
+    fn glacier_vault_options() {
+        let with = |extra: &str| format!("{MINIMAL}{extra}");
+        assert_eq!(Config::parse(MINIMAL).unwrap().vault, None);
+        let c = Config::parse(&with("  storage: glacier\n  vault: prod-gp_1.x\n")).unwrap();
+        let vault = c.vault.unwrap();
+        assert_eq!((vault.name.as_str(), vault.account_id.as_str()), ("prod-gp_1.x", "-"));
+        assert_eq!((vault.endpoint, vault.part_size), (None, DEFAULT_VAULT_PART_SIZE));
+        assert_eq!(vault.on_retention_locked, OnRetentionLocked::Fail);
+        let c = Config::parse(&with(
+            "  storage: GLACIER\n  vault: v\n  account_id: '123456789012'\n  glacier_endpoint: 127.0.0.1:5000\n  \
+             encryption: off\n  vault_part_size: 64MB\n  on_retention_locked: defer\n",
+        ))
+        .unwrap();
+        let vault = c.vault.unwrap();
+        assert_eq!(vault.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!((vault.part_size, vault.account_id.as_str()), (64 * MIB, "123456789012"));
+        assert_eq!(vault.on_retention_locked, OnRetentionLocked::Defer);
+
+        assert!(err(&with("  storage: glacier\n")).contains("vault is required with storage: glacier"));
+        assert!(err(&with("  storage: tape\n")).contains("storage must be s3 or glacier"));
+        let m = err(&with("  vault: v\n  vault_part_size: 8MB\n"));
+        assert!(m.contains("vault, vault_part_size only apply with storage: glacier"), "{m}");
+        for (option, needle) in [
+            ("vault_part_size: 3MB", "power of two"),
+            ("vault_part_size: 512KB", "power of two"),
+            ("vault_part_size: 8GB", "power of two"),
+            ("account_id: 1234-5678-9012", "12-digit"),
+            ("on_retention_locked: maybe", "fail or defer"),
+        ] {
+            let m = err(&with(&format!("  storage: glacier\n  vault: v\n  {option}\n")));
+            assert!(m.contains(needle), "{option}: {m}");
+        }
+        assert!(err(&with("  storage: glacier\n  vault: 'bad name!'\n")).contains("vault bad name!"));
+    }
+
+    #[test]
     fn restore_options() {
         let c = Config::parse(MINIMAL).unwrap();
         assert_eq!(c.thaw, Thaw { tier: RestoreTier::Standard, days: 7, wait_timeout: Duration::ZERO, auto: false });
@@ -1266,5 +1302,13 @@ options:
         ));
         assert_eq!((c.connect_timeout, c.read_timeout), (Duration::from_secs(10), Duration::from_secs(300)));
         assert_eq!(c.no_proxy.as_deref(), Some("169.254.169.254,.internal"));
+        let c = Config::parse(include_str!("../plugin-config-examples/glacier-vault.yaml")).unwrap();
+        let vault = c.vault.unwrap();
+        assert_eq!(
+            (vault.name.as_str(), vault.account_id.as_str(), vault.part_size),
+            ("gpdb-prod-cluster1", "-", 16 * MIB)
+        );
+        assert_eq!(vault.on_retention_locked, OnRetentionLocked::Defer);
+        assert_eq!(c.thaw.tier, RestoreTier::Bulk);
     }
 }

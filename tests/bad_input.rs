@@ -140,6 +140,12 @@ fn bad_configs_name_the_key() {
         (with(&[("retry_time_budget", "5 fortnights")]), "retry_time_budget"),
         (with(&[("remove_duplicate_bucket", "true"), ("endpoint", "")]), "remove_duplicate_bucket needs an endpoint"),
         (with(&[("aws_session_token", "tok"), ("aws_secret_access_key", "")]), "aws_secret_access_key is required"),
+        (with(&[("storage", "glacier")]), "vault is required with storage: glacier"),
+        (with(&[("storage", "tape")]), "storage must be s3 or glacier"),
+        (with(&[("vault", "v1")]), "vault only apply with storage: glacier"),
+        (with(&[("storage", "glacier"), ("vault", "v1"), ("vault_part_size", "3MB")]), "vault_part_size"),
+        (with(&[("storage", "glacier"), ("vault", "v1"), ("account_id", "12-34")]), "account_id"),
+        (with(&[("storage", "glacier"), ("vault", "v1"), ("on_retention_locked", "ignore")]), "on_retention_locked"),
         ("executablepath: [/x]\noptions:\n  bucket: b\n".to_string(), "executablepath must be a string"),
         ("executablepath: /x\noptions:\n  ? [a]\n  : b\n".to_string(), "key that is not a string"),
     ];
@@ -215,6 +221,13 @@ fn bad_command_lines() {
         (s(&["thaw", &cfg, "20240315123045", "--timeout", "1h"]), "--wait"),
         (s(&["thaw", &cfg, "20240315123045", "--wait", "--timeout", "soon"]), "not a duration"),
         (s(&["check"]), "missing argument <CONFIG>"),
+        (s(&["vault-lock", "status", &cfg]), "needs a vault: set storage: glacier"),
+        (s(&["vault-lock", "initiate", &cfg]), "--policy-file"),
+        (s(&["vault-lock", "complete", &cfg, "--lock-id", "L1"]), "--i-understand-this-is-irreversible"),
+        (s(&["vault-lock", "lock", &cfg]), "lock"),
+        (s(&["rebuild-catalog", &cfg]), "needs a vault"),
+        (s(&["rebuild-catalog", &cfg, "--timeout", "1h"]), "--wait"),
+        (s(&["purge"]), "missing argument <CONFIG>"),
     ];
     for (args, needle) in cases {
         let out = run_plugin(&args, b"", home.path());
