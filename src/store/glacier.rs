@@ -62,6 +62,8 @@ pub struct GlacierStore {
     entries: Mutex<HashMap<String, Option<Arc<Entry>>>>,
     /// Jobs seen finished by this process, with their completion time.
     finished_jobs: Mutex<HashMap<String, Option<DateTime<Utc>>>>,
+    /// The vault's live retrieval jobs by archive id, listed once.
+    live_jobs: tokio::sync::OnceCell<HashMap<String, String>>,
 }
 
 /// A vault lock as GetVaultLock reports it.
@@ -112,6 +114,7 @@ impl GlacierStore {
             retry: Retrier::new(policy),
             entries: Mutex::new(HashMap::new()),
             finished_jobs: Mutex::new(HashMap::new()),
+            live_jobs: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -263,10 +266,19 @@ impl GlacierStore {
     }
 
     /// A live retrieval job of `archive_id` started earlier (by a `thaw`
-    /// that stopped before recording it), so none is paid for twice.
+    /// that stopped before recording it), so none is paid for twice. The
+    /// vault's job list is read once per process, not once per archive.
     async fn find_job(&self, archive_id: &str) -> Result<Option<String>> {
+        let jobs = self.live_jobs.get_or_try_init(|| self.list_live_jobs()).await?;
+        Ok(jobs.get(archive_id).cloned())
+    }
+
+    /// Archive id to job id, for the whole-archive retrievals that are
+    /// running or whose output is still there.
+    async fn list_live_jobs(&self) -> Result<HashMap<String, String>> {
+        let mut live = HashMap::new();
         let mut marker: Option<String> = None;
-        for _ in 0..20 {
+        loop {
             let out = self
                 .retry
                 .run("list retrieval jobs", || async {
@@ -281,18 +293,18 @@ impl GlacierStore {
                 })
                 .await?;
             for job in out.job_list() {
-                let live = !matches!(job.status_code(), Some(StatusCode::Failed))
-                    && !Self::expired(job.completion_date().and_then(parse_date));
-                if live && job.archive_id() == Some(archive_id) && job.retrieval_byte_range().is_none_or(is_whole) {
-                    return Ok(job.job_id().map(str::to_string));
+                let usable = !matches!(job.status_code(), Some(StatusCode::Failed))
+                    && !Self::expired(job.completion_date().and_then(parse_date))
+                    && job.retrieval_byte_range().is_none_or(|r| is_whole(r, job.archive_size_in_bytes()));
+                if let (true, Some(archive), Some(id)) = (usable, job.archive_id(), job.job_id()) {
+                    live.insert(archive.to_string(), id.to_string());
                 }
             }
             match out.marker() {
                 Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-                _ => return Ok(None),
+                _ => return Ok(live),
             }
         }
-        Ok(None)
     }
 
     async fn upload_archive(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()> {
@@ -716,9 +728,14 @@ fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).ok().map(|d| d.with_timezone(&Utc))
 }
 
-/// `0-<size-1>` (what DescribeJob shows for a whole-archive job).
-fn is_whole(range: &str) -> bool {
-    range.starts_with("0-") || range.is_empty()
+/// Whether a job's retrieval range is the whole archive: `0-<size-1>`
+/// (some emulators leave the size at 0, then any range from 0 passes).
+fn is_whole(range: &str, size: Option<i64>) -> bool {
+    match size {
+        _ if range.is_empty() => true,
+        Some(n) if n > 0 => range == format!("0-{}", n - 1),
+        _ => range.starts_with("0-"),
+    }
 }
 
 /// Reads `len` bytes of a body after skipping `skip`, then drops the rest.
@@ -1259,5 +1276,29 @@ impl MultipartUpload for VaultUpload {
                 }
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_archive_jobs() {
+        assert!(is_whole("0-1048575", Some(1_048_576)));
+        assert!(!is_whole("0-1048575", Some(5_000_000)));
+        assert!(is_whole("", Some(10)));
+        assert!(is_whole("0-99", None));
+        assert!(!is_whole("1048576-2097151", Some(0)));
+    }
+
+    #[test]
+    fn job_dates() {
+        let d = parse_date("2013-03-20T17:03:43.221Z").unwrap();
+        assert_eq!(d.to_rfc3339(), "2013-03-20T17:03:43.221+00:00");
+        assert!(parse_date("yesterday").is_none());
+        assert!(GlacierStore::expired(Some(Utc::now() - chrono::Duration::hours(25))));
+        assert!(!GlacierStore::expired(Some(Utc::now() - chrono::Duration::hours(23))));
+        assert!(!GlacierStore::expired(None));
     }
 }
