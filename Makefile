@@ -6,7 +6,8 @@
 #                     a local S3 server (scripts/demo.sh)
 #   make test         lint, then the unit and integration tests (s3s-fs server,
 #                     installed on first use by scripts/ensure-s3s-fs.sh; moto
-#                     for the cold-storage tests, scripts/ensure-moto.sh) and the
+#                     for the cold-storage and vault tests, scripts/ensure-moto.sh;
+#                     fakecloud for the vault tests, scripts/ensure-fakecloud.sh) and the
 #                     end-to-end tests with PostgreSQL (Debian's postgresql, gzip
 #                     and zstd, installed when missing and possible by
 #                     scripts/ensure-postgres.sh)
@@ -77,6 +78,7 @@ demo: build
 test: lint
 	bash scripts/ensure-s3s-fs.sh >/dev/null
 	bash scripts/ensure-moto.sh >/dev/null
+	bash scripts/ensure-fakecloud.sh >/dev/null
 	@bash scripts/ensure-postgres.sh >/dev/null || \
 	    echo "note: PostgreSQL, gzip or zstd is missing: the end-to-end tests (tests/gpbackup_e2e.rs) will be skipped"
 	$(CARGO) test --release

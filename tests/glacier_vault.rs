@@ -120,7 +120,11 @@ fn backup_thaw_restore_and_delete_on_moto() {
     assert!(String::from_utf8_lossy(&status.stdout).contains("2 archived without a restore"), "{status:?}");
 
     let report = t.thaw();
-    assert!(report.contains("requested 2 restores") && report.contains("readable"), "{report}");
+    assert!(
+        report.contains("requested 2 restores (tier Expedited, downloadable for 24 hours after each job ends)")
+            && report.contains("readable until"),
+        "{report}"
+    );
     // A second thaw starts nothing new.
     let again = t.thaw();
     assert!(!again.contains("requested"), "{again}");

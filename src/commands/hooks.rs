@@ -74,10 +74,10 @@ async fn check_thawed(ctx: &Context, timestamp: &str) -> Result<()> {
     if settings.auto && !survey.archived.is_empty() {
         let requested = thaw::request_all(&ctx.store, &survey.archived, settings.tier, settings.days).await?;
         out.line(&format!(
-            "Setup for restore: requested {} restores (tier {}, {} days; restore_auto)",
+            "Setup for restore: requested {} restores (tier {}, {}; restore_auto)",
             requested.started,
             settings.tier.as_str(),
-            settings.days
+            ctx.store.restored_lifetime(settings.days)
         ));
         survey.restoring.append(&mut survey.archived);
     }

@@ -73,10 +73,10 @@ pub async fn run(config: &Path, timestamp: &str, options: &Options) -> Result<()
     if !options.status_only && !survey.archived.is_empty() {
         let outcome = request_all(&ctx.store, &survey.archived, settings.tier, settings.days).await?;
         out.line(&format!(
-            "requested {} restores (tier {}, readable for {} days){}",
+            "requested {} restores (tier {}, {}){}",
             outcome.started,
             settings.tier.as_str(),
-            settings.days,
+            ctx.store.restored_lifetime(settings.days),
             outcome.note()
         ));
         survey.archived_to_restoring();

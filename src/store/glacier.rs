@@ -1014,6 +1014,10 @@ impl Store for GlacierStore {
         Some(self.vault.part_size)
     }
 
+    fn restored_lifetime(&self, _days: u32) -> String {
+        format!("downloadable for {JOB_OUTPUT_HOURS} hours after each job ends")
+    }
+
     async fn preflight(&self, create: bool) -> Result<Vec<(&'static str, String)>> {
         let described = match self.describe_vault().await {
             Ok(d) => d,

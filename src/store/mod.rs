@@ -198,6 +198,12 @@ pub trait Store: Send + Sync {
     /// service cannot list them.
     async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>>;
 
+    /// How long a restored copy stays readable, for reports: `days` where
+    /// the request sets it.
+    fn restored_lifetime(&self, days: u32) -> String {
+        format!("readable for {days} days")
+    }
+
     /// `Some(size)`: every part but the last must be exactly `size` bytes
     /// (a Glacier vault); `None`: parts may grow as the stream does.
     fn fixed_part_size(&self) -> Option<u64> {

@@ -206,6 +206,10 @@ impl Store for Retrying {
         self.inner.fixed_part_size()
     }
 
+    fn restored_lifetime(&self, days: u32) -> String {
+        self.inner.restored_lifetime(days)
+    }
+
     async fn preflight(&self, create: bool) -> Result<Vec<(&'static str, String)>> {
         self.shared.run("preflight", || self.inner.preflight(create)).await
     }
