@@ -214,6 +214,16 @@ fn multipart_archives_round_trip_with_tree_hashes_on_fakecloud() {
     let entry = String::from_utf8_lossy(&entry.stdout);
     assert!(entry.contains("\"part_size\": 1048576") && entry.contains(&format!("\"size\": {}", odd.len())), "{entry}");
 
+    // Files in the bucket keep S3's part rules (parts of at least 5 MiB,
+    // which s3s-fs enforces), whatever the vault's part size.
+    let toc = t.path(&format!("gpbackup_{TS}_toc.yaml"));
+    let toc_bytes = data(12 * 1024 * 1024 + 5, 8);
+    std::fs::write(&toc, &toc_bytes).unwrap();
+    assert_ok(&t.cluster.run("backup_file", &[&toc], b""));
+    std::fs::remove_file(&toc).unwrap();
+    assert_ok(&t.cluster.run("restore_file", &[&toc], b""));
+    assert!(std::fs::read(&toc).unwrap() == toc_bytes);
+
     assert_fails_with(&t.restore(&data_file(0)), "thaw");
     t.thaw();
     for (file, expected) in [(data_file(0), &odd), (data_file(1), &even)] {

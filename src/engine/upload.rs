@@ -100,7 +100,7 @@ pub async fn upload(
     class: ObjectClass,
 ) -> Result<u64> {
     // A vault takes parts of exactly one size; S3 lets them grow.
-    let (plan, part_size) = match store.fixed_part_size() {
+    let (plan, part_size) = match store.fixed_part_size(class) {
         Some(size) => (PartPlan::fixed(size), size),
         None => (PartPlan::new(transfer.part_size), transfer.part_size),
     };

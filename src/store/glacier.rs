@@ -1010,8 +1010,9 @@ impl Store for GlacierStore {
         Ok(Some(uploads))
     }
 
-    fn fixed_part_size(&self) -> Option<u64> {
-        Some(self.vault.part_size)
+    fn fixed_part_size(&self, class: ObjectClass) -> Option<u64> {
+        // Only archives: files in the bucket follow S3's rules.
+        (class == ObjectClass::Payload).then_some(self.vault.part_size)
     }
 
     fn restored_lifetime(&self, _days: u32) -> String {

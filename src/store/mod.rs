@@ -204,9 +204,10 @@ pub trait Store: Send + Sync {
         format!("readable for {days} days")
     }
 
-    /// `Some(size)`: every part but the last must be exactly `size` bytes
-    /// (a Glacier vault); `None`: parts may grow as the stream does.
-    fn fixed_part_size(&self) -> Option<u64> {
+    /// `Some(size)`: every part of an object of `class` but the last must
+    /// be exactly `size` bytes (a Glacier vault); `None`: parts may grow as
+    /// the stream does.
+    fn fixed_part_size(&self, _class: ObjectClass) -> Option<u64> {
         None
     }
 

@@ -202,8 +202,8 @@ impl Store for Retrying {
         self.shared.run(&what, || self.inner.open_uploads(prefix)).await
     }
 
-    fn fixed_part_size(&self) -> Option<u64> {
-        self.inner.fixed_part_size()
+    fn fixed_part_size(&self, class: ObjectClass) -> Option<u64> {
+        self.inner.fixed_part_size(class)
     }
 
     fn restored_lifetime(&self, days: u32) -> String {
