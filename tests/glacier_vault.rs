@@ -399,3 +399,23 @@ fn cleanup_aborts_vault_uploads_of_killed_backups() {
     assert!(!uploads().contains("MultipartUploadId"), "{}", uploads());
     assert!(!t.listing().contains(TS));
 }
+
+#[test]
+fn vault_transfers_survive_dropped_connections() {
+    let glacier = Glacier::fakecloud();
+    // One request in five is dropped unanswered: uploads of parts,
+    // completions, job requests and downloads are each retried alone.
+    let proxy = FaultProxy::start(&glacier.endpoint, Faults { reset: 0.2, ..Faults::default() }, 11);
+    let proxied = proxy.endpoint.clone();
+    let t = Setup::new(glacier, &[("vault_part_size", "1MB"), ("glacier_endpoint", &proxied)]);
+    t.setup_backup();
+    let payload = data(4 * 1024 * 1024 + 777, 12);
+    t.backup(&data_file(0), &payload);
+    t.thaw();
+    let out = t.restore(&data_file(0));
+    assert_ok(&out);
+    assert!(out.stdout == payload, "{} bytes back", out.stdout.len());
+    let resets = proxy.stats.resets.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(resets > 0, "no fault was injected");
+    assert!(t.cluster.log_text().contains("retrying"), "retries are logged");
+}
