@@ -192,7 +192,7 @@ fn restore_setup_requests_and_waits_when_configured() {
     assert_ok(&out);
     assert!(out.stdout.is_empty(), "hooks print nothing: {}", text(&out));
     let log = c.log_text();
-    assert!(log.contains("requested 2 restores (tier Standard, 7 days; restore_auto)"), "{log}");
+    assert!(log.contains("requested 2 restores (tier Standard, readable for 7 days; restore_auto)"), "{log}");
     assert!(log.contains(&format!("all 4 objects of backup {TS} are readable")), "{log}");
     let out = c.run("restore_data", &[&payloads[1].0], b"");
     assert_ok(&out);

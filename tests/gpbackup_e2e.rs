@@ -1529,3 +1529,61 @@ fn restore_failures_behind_gzip_never_load_rows() {
     }
     lap("done");
 }
+
+/// The same sequences with `storage: glacier`: data files become vault
+/// archives (multipart: 1 MiB parts) on fakecloud, metadata stays in the
+/// bucket. gprestore's setup refuses the backup until `thaw` has run; then
+/// the database comes back identical, and delete_backup empties both.
+#[test]
+fn glacier_vault_backup_thaw_and_restore() {
+    let name = "glacier_vault_backup_thaw_and_restore";
+    let Some(pg) = Postgres::start_or_skip(name) else {
+        return;
+    };
+    let started = Instant::now();
+    let server = Server::start();
+    let glacier = Glacier::fakecloud();
+    let gp = Gp::new(
+        &server,
+        &pg,
+        2,
+        &[
+            ("storage", "glacier"),
+            ("vault", "gpdb-e2e"),
+            ("glacier_endpoint", &glacier.endpoint),
+            ("vault_part_size", "1MB"),
+            ("restore_tier", "Expedited"),
+        ],
+    );
+    let db = "vaultdb";
+    pg.sql("postgres", &format!("CREATE DATABASE {db}"));
+    let tables = all_tables();
+    create_tables(&pg, db, &tables);
+    let before = checksums(&pg, db, &tables);
+    let ts = "20240316010203";
+    let b = gp.backup(db, ts, Compression::Gzip, false, &tables, None);
+    let listing = gp.listing();
+    for data_file in b.data.keys() {
+        assert!(listing.contains_key(&gp.c.key(ts, data_file)), "{data_file} not listed");
+    }
+    // Nothing of the data is in the bucket itself, only catalog entries.
+    if let Some(file) = server.object_file(&gp.c.key(ts, b.data.keys().next().unwrap())) {
+        assert!(!file.exists(), "data in the bucket: {}", file.display());
+    }
+
+    let coord = gp.backup_dir(-1, ts);
+    let cfg = s(&gp.user_config);
+    let out = gp.plugin(&["setup_plugin_for_restore", &cfg, &s(&coord), "master", "\"-1\""]);
+    assert_fails_with(&out, &format!("thaw <plugin config> {ts}"));
+    let out = gp.plugin(&["thaw", &cfg, ts, "--wait", "--timeout", "5m"]);
+    assert_ok(&out);
+
+    drop_tables(&pg, db);
+    let loaded = gp.restore(&b, RestoreOptions::full(db));
+    assert_eq!(loaded.len(), tables.len());
+    assert_eq!(checksums(&pg, db, &tables), before);
+
+    assert_ok(&gp.plugin(&["delete_backup", &cfg, ts]));
+    assert!(!gp.listing().keys().any(|k| k.contains(ts)), "objects left after delete_backup");
+    eprintln!("{name}: {:.1}s", started.elapsed().as_secs_f64());
+}
