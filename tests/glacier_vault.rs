@@ -108,6 +108,13 @@ fn backup_thaw_restore_and_delete_on_moto() {
     let entry = String::from_utf8_lossy(&entry.stdout);
     assert!(entry.contains("\"archive_id\"") && entry.contains(&format!("\"vault\": \"{}\"", t.vault)), "{entry}");
 
+    // The preflight describes the vault and round-trips a probe archive.
+    let check = t.cluster.run("check", &[], b"");
+    assert_ok(&check);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains(&format!("archives in Glacier vault {}", t.vault)), "{text}");
+    assert!(text.contains("arn:aws:glacier:") && text.contains("all checks passed"), "{text}");
+
     // Before a thaw, a restore fails at once, naming the way out, and
     // writes nothing.
     let out = t.restore(&data_file(1));
