@@ -388,16 +388,7 @@ impl Config {
             }
         };
 
-        let endpoint = opt("endpoint").map(|e| {
-            let e = e.trim_end_matches('/');
-            if e.starts_with("http://") || e.starts_with("https://") {
-                e.to_string()
-            } else if tls {
-                format!("https://{e}")
-            } else {
-                format!("http://{e}")
-            }
-        });
+        let endpoint = opt("endpoint").map(|e| endpoint_url(e, tls));
         let region = match (opt("region"), &endpoint) {
             (Some(r), _) => r.to_string(),
             // S3-compatible servers sign with a region too; us-east-1 is what
@@ -756,6 +747,19 @@ pub fn read_customer_key(file: &str) -> Result<(CustomerKey, Option<String>), St
     Ok((key, text))
 }
 
+/// An endpoint as a URL: without a scheme, `https://` or `http://` as
+/// `encryption` (TLS) says; no trailing slash.
+fn endpoint_url(text: &str, tls: bool) -> String {
+    let e = text.trim_end_matches('/');
+    if e.starts_with("http://") || e.starts_with("https://") {
+        e.to_string()
+    } else if tls {
+        format!("https://{e}")
+    } else {
+        format!("http://{e}")
+    }
+}
+
 /// `storage`, `vault`, `account_id`, `glacier_endpoint`, `vault_part_size`
 /// and `on_retention_locked`, checked together.
 fn vault(options: &BTreeMap<String, String>, tls: bool, problems: &mut Vec<String>) -> Option<Vault> {
@@ -785,16 +789,7 @@ fn vault(options: &BTreeMap<String, String>, tls: bool, problems: &mut Vec<Strin
     if account_id != "-" && !(account_id.len() == 12 && account_id.chars().all(|c| c.is_ascii_digit())) {
         problems.push("account_id must be - (the signing account) or a 12-digit AWS account id without dashes".into());
     }
-    let endpoint = option(options, "glacier_endpoint").map(|e| {
-        let e = e.trim_end_matches('/');
-        if e.starts_with("http://") || e.starts_with("https://") {
-            e.to_string()
-        } else if tls {
-            format!("https://{e}")
-        } else {
-            format!("http://{e}")
-        }
-    });
+    let endpoint = option(options, "glacier_endpoint").map(|e| endpoint_url(e, tls));
     let part_size = match option(options, "vault_part_size").map(parse_size) {
         None => DEFAULT_VAULT_PART_SIZE,
         Some(Ok(n))

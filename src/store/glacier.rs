@@ -55,6 +55,14 @@ const JOB_DESCRIPTION: &str = "gpbkp-thaw";
 /// Catalog entries read at once while listing.
 const LIST_CONCURRENCY: usize = 16;
 
+/// The builder of operation `$op` on the store's vault (`$store` has the
+/// `client` and the `vault` config).
+macro_rules! on_vault {
+    ($store:expr, $op:ident) => {
+        $store.client.$op().account_id(&$store.vault.account_id).vault_name(&$store.vault.name)
+    };
+}
+
 pub struct GlacierStore {
     bucket: Arc<dyn Store>,
     client: Client,
@@ -212,19 +220,14 @@ impl GlacierStore {
             return Ok(JobState::Done(*done));
         }
         let what = format!("look up retrieval job {job_id} in vault {}", self.vault.name);
-        let out = self
-            .retry
-            .run(&what, || async {
-                self.client
-                    .describe_job()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .job_id(job_id)
-                    .send()
-                    .await
-                    .map_err(|e| storage_error("look up retrieval job", &format!("{job_id} in {}", self.vault.name), e))
-            })
-            .await;
+        let out =
+            self.retry
+                .run(&what, || async {
+                    on_vault!(self, describe_job).job_id(job_id).send().await.map_err(|e| {
+                        storage_error("look up retrieval job", &format!("{job_id} in {}", self.vault.name), e)
+                    })
+                })
+                .await;
         let out = match out {
             Ok(out) => out,
             Err(Error::NotFound(_)) => return Ok(JobState::Gone),
@@ -287,10 +290,7 @@ impl GlacierStore {
             let out = self
                 .retry
                 .run("list retrieval jobs", || async {
-                    self.client
-                        .list_jobs()
-                        .account_id(&self.vault.account_id)
-                        .vault_name(&self.vault.name)
+                    on_vault!(self, list_jobs)
                         .set_marker(marker.clone())
                         .send()
                         .await
@@ -320,10 +320,7 @@ impl GlacierStore {
         let out = self
             .retry
             .run(&what, || async {
-                self.client
-                    .upload_archive()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
+                on_vault!(self, upload_archive)
                     .archive_description(&description)
                     .checksum(&tree_hex)
                     .body(ByteStream::from(data.clone()))
@@ -452,13 +449,7 @@ impl GlacierStore {
         let out = self
             .retry
             .run("describe vault", || async {
-                self.client
-                    .describe_vault()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .send()
-                    .await
-                    .map_err(|e| self.vault_error("describe", e))
+                on_vault!(self, describe_vault).send().await.map_err(|e| self.vault_error("describe", e))
             })
             .await?;
         Ok(format!(
@@ -475,13 +466,7 @@ impl GlacierStore {
     async fn create_vault(&self) -> Result<()> {
         self.retry
             .run("create vault", || async {
-                self.client
-                    .create_vault()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .send()
-                    .await
-                    .map_err(|e| self.vault_error("create", e))
+                on_vault!(self, create_vault).send().await.map_err(|e| self.vault_error("create", e))
             })
             .await?;
         crate::log::info(&format!("Created vault {} on {}", self.vault.name, self.server));
@@ -500,13 +485,7 @@ impl GlacierStore {
         let out = self
             .retry
             .run("get vault lock", || async {
-                self.client
-                    .get_vault_lock()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .send()
-                    .await
-                    .map_err(|e| self.vault_error("get the lock of", e))
+                on_vault!(self, get_vault_lock).send().await.map_err(|e| self.vault_error("get the lock of", e))
             })
             .await;
         match out {
@@ -527,10 +506,7 @@ impl GlacierStore {
         let out = self
             .retry
             .run("initiate vault lock", || async {
-                self.client
-                    .initiate_vault_lock()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
+                on_vault!(self, initiate_vault_lock)
                     .policy(VaultLockPolicy::builder().policy(policy).build())
                     .send()
                     .await
@@ -545,10 +521,7 @@ impl GlacierStore {
     pub async fn lock_complete(&self, lock_id: &str) -> Result<()> {
         self.retry
             .run("complete vault lock", || async {
-                self.client
-                    .complete_vault_lock()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
+                on_vault!(self, complete_vault_lock)
                     .lock_id(lock_id)
                     .send()
                     .await
@@ -561,13 +534,7 @@ impl GlacierStore {
     pub async fn lock_abort(&self) -> Result<()> {
         self.retry
             .run("abort vault lock", || async {
-                self.client
-                    .abort_vault_lock()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .send()
-                    .await
-                    .map_err(|e| self.vault_error("abort the lock of", e))
+                on_vault!(self, abort_vault_lock).send().await.map_err(|e| self.vault_error("abort the lock of", e))
             })
             .await
             .map(|_| ())
@@ -581,10 +548,7 @@ impl GlacierStore {
             let out = self
                 .retry
                 .run("list vault uploads", || async {
-                    self.client
-                        .list_multipart_uploads()
-                        .account_id(&self.vault.account_id)
-                        .vault_name(&self.vault.name)
+                    on_vault!(self, list_multipart_uploads)
                         .set_marker(marker.clone())
                         .send()
                         .await
@@ -611,13 +575,7 @@ impl GlacierStore {
         let jobs = self
             .retry
             .run("list jobs", || async {
-                self.client
-                    .list_jobs()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .send()
-                    .await
-                    .map_err(|e| self.vault_error("list the jobs of", e))
+                on_vault!(self, list_jobs).send().await.map_err(|e| self.vault_error("list the jobs of", e))
             })
             .await?;
         let live = jobs.job_list().iter().filter(|j| {
@@ -633,10 +591,7 @@ impl GlacierStore {
         let out = self
             .retry
             .run("start inventory", || async {
-                self.client
-                    .initiate_job()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
+                on_vault!(self, initiate_job)
                     .job_parameters(
                         JobParameters::builder()
                             .r#type("inventory-retrieval")
@@ -820,10 +775,7 @@ impl Store for GlacierStore {
         let out = self
             .retry
             .run(&format!("start multipart upload to {}", self.vault_url(key)), || async {
-                self.client
-                    .initiate_multipart_upload()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
+                on_vault!(self, initiate_multipart_upload)
                     .archive_description(&description)
                     .part_size(self.vault.part_size.to_string())
                     .send()
@@ -875,10 +827,7 @@ impl Store for GlacierStore {
                 let out = self
                     .retry
                     .run(&what, || async {
-                        self.client
-                            .initiate_job()
-                            .account_id(&self.vault.account_id)
-                            .vault_name(&self.vault.name)
+                        on_vault!(self, initiate_job)
                             .job_parameters(
                                 JobParameters::builder()
                                     .r#type("archive-retrieval")
@@ -1188,11 +1137,7 @@ impl MultipartUpload for VaultUpload {
             .store
             .retry
             .run(&what, || async {
-                self.store
-                    .client
-                    .upload_multipart_part()
-                    .account_id(&self.store.vault.account_id)
-                    .vault_name(&self.store.vault.name)
+                on_vault!(self.store, upload_multipart_part)
                     .upload_id(&self.upload_id)
                     .range(format!("bytes {start}-{}/*", start + len - 1))
                     .checksum(&tree_hex)
@@ -1242,11 +1187,7 @@ impl MultipartUpload for VaultUpload {
             .store
             .retry
             .run(&what, || async {
-                self.store
-                    .client
-                    .complete_multipart_upload()
-                    .account_id(&self.store.vault.account_id)
-                    .vault_name(&self.store.vault.name)
+                on_vault!(self.store, complete_multipart_upload)
                     .upload_id(&self.upload_id)
                     .archive_size(size.to_string())
                     .checksum(&tree_hex)
@@ -1276,15 +1217,7 @@ impl MultipartUpload for VaultUpload {
         let written =
             self.store.bucket.put(&entry_key, Bytes::from(entry.to_json()), &Vec::new(), ObjectClass::Metadata).await;
         if let Err(e) = written {
-            let deleted = self
-                .store
-                .client
-                .delete_archive()
-                .account_id(&self.store.vault.account_id)
-                .vault_name(&self.store.vault.name)
-                .archive_id(archive_id)
-                .send()
-                .await;
+            let deleted = on_vault!(self.store, delete_archive).archive_id(archive_id).send().await;
             if deleted.is_err() {
                 crate::log::warn(&format!("archive {archive_id} of {} has no catalog entry", self.url()));
             }
@@ -1298,16 +1231,7 @@ impl MultipartUpload for VaultUpload {
         self.store
             .retry
             .run(&what, || async {
-                match self
-                    .store
-                    .client
-                    .abort_multipart_upload()
-                    .account_id(&self.store.vault.account_id)
-                    .vault_name(&self.store.vault.name)
-                    .upload_id(&self.upload_id)
-                    .send()
-                    .await
-                {
+                match on_vault!(self.store, abort_multipart_upload).upload_id(&self.upload_id).send().await {
                     Ok(_) => Ok(()),
                     Err(e) => match storage_error("abort multipart upload to", &self.url(), e) {
                         Error::NotFound(_) => Ok(()),
