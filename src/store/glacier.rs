@@ -885,20 +885,23 @@ impl Store for GlacierStore {
         let page = self.bucket.list_page(prefix, next, limit).await?;
         let mut objects = Vec::with_capacity(page.objects.len());
         let mut entries = tokio::task::JoinSet::new();
-        let mut order = Vec::new();
         for object in page.objects {
             match catalog::payload_key(&object.key) {
                 Some(key) => {
-                    order.push(key.to_string());
                     while entries.len() >= LIST_CONCURRENCY {
                         collect(&mut entries, &mut objects).await?;
                     }
                     let (bucket, key) = (self.bucket.clone(), key.to_string());
                     entries.spawn(async move {
                         let entry_key = catalog::entry_key(&key);
-                        let fetched = bucket.get_range(&entry_key, 0..(1 << 20)).await?;
+                        let fetched = match bucket.get_range(&entry_key, 0..(1 << 20)).await {
+                            Ok(fetched) => fetched,
+                            // Deleted since the listing: gone, not an error.
+                            Err(Error::NotFound(_)) => return Ok(None),
+                            Err(e) => return Err(e),
+                        };
                         let entry = Entry::parse(&fetched.data, &bucket.url(&entry_key))?;
-                        Ok(ObjectMeta { key, size: entry.size, cold: entry.archive_id.is_some() })
+                        Ok(Some(ObjectMeta { key, size: entry.size, cold: entry.archive_id.is_some() }))
                     });
                 }
                 None => objects.push(object),
@@ -1054,9 +1057,12 @@ impl Store for GlacierStore {
     }
 }
 
-async fn collect(entries: &mut tokio::task::JoinSet<Result<ObjectMeta>>, objects: &mut Vec<ObjectMeta>) -> Result<()> {
+async fn collect(
+    entries: &mut tokio::task::JoinSet<Result<Option<ObjectMeta>>>,
+    objects: &mut Vec<ObjectMeta>,
+) -> Result<()> {
     if let Some(joined) = entries.join_next().await {
-        objects.push(joined.map_err(|e| Error::Storage(format!("catalog read failed: {e}")))??);
+        objects.extend(joined.map_err(|e| Error::Storage(format!("catalog read failed: {e}")))??);
     }
     Ok(())
 }
