@@ -242,12 +242,7 @@ pub trait MultipartUpload: Send + Sync {
 
 /// The store the config selects.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
-    let policy = retry::RetryPolicy {
-        max_attempts: config.retry_max_attempts,
-        budget: config.retry_time_budget,
-        ..retry::RetryPolicy::default()
-    };
-    let bucket: Arc<dyn Store> = Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy));
+    let (bucket, policy) = bucket(config).await?;
     match &config.vault {
         None => Ok(bucket),
         // The vault store retries its own requests: one of its writes is
@@ -265,13 +260,18 @@ pub async fn open_vault(config: &Config) -> Result<glacier::GlacierStore> {
             "this command needs a vault: set storage: glacier and vault in the plugin config".to_string(),
         ));
     }
+    let (bucket, policy) = bucket(config).await?;
+    glacier::GlacierStore::new(config, bucket, policy).await
+}
+
+/// The bucket with retries, and the retry policy of the config.
+async fn bucket(config: &Config) -> Result<(Arc<dyn Store>, retry::RetryPolicy)> {
     let policy = retry::RetryPolicy {
         max_attempts: config.retry_max_attempts,
         budget: config.retry_time_budget,
         ..retry::RetryPolicy::default()
     };
-    let bucket: Arc<dyn Store> = Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy));
-    glacier::GlacierStore::new(config, bucket, policy).await
+    Ok((Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy)), policy))
 }
 
 /// Every key under `prefix`, all pages.
