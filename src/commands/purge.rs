@@ -16,7 +16,8 @@ use super::Context;
 
 pub async fn run(config: &Path) -> Result<()> {
     let ctx = Context::open(config).await?;
-    let prefix = format!("{}/backups/", ctx.config.folder);
+    // The whole folder: `check` probes (beside the backups) are archives too.
+    let prefix = format!("{}/", ctx.config.folder);
     let pending = ctx.store.deferred_deletes(&prefix).await?;
     for batch in pending.chunks(DELETE_BATCH) {
         ctx.store.delete_many(batch).await?;
