@@ -9,8 +9,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::Result;
-use crate::store::DELETE_BATCH;
+use crate::error::{Error, Result};
+use crate::store::glacier::RETENTION_DENIED;
 
 use super::Context;
 
@@ -19,8 +19,14 @@ pub async fn run(config: &Path) -> Result<()> {
     // The whole folder: `check` probes (beside the backups) are archives too.
     let prefix = format!("{}/", ctx.config.folder);
     let pending = ctx.store.deferred_deletes(&prefix).await?;
-    for batch in pending.chunks(DELETE_BATCH) {
-        ctx.store.delete_many(batch).await?;
+    for key in &pending {
+        // One at a time: a refusal (still locked) must not stop the others,
+        // whatever on_retention_locked says.
+        match ctx.store.delete_many(std::slice::from_ref(key)).await {
+            Ok(()) => {}
+            Err(Error::Storage(msg)) if msg.starts_with(RETENTION_DENIED) => {}
+            Err(e) => return Err(e),
+        }
     }
     let left = if pending.is_empty() { 0 } else { ctx.store.deferred_deletes(&prefix).await?.len() };
     let line = format!(
