@@ -189,15 +189,7 @@ impl GlacierStore {
         let what = format!("delete the archive of {}", self.vault_url(key));
         self.retry
             .run(&what, || async {
-                match self
-                    .client
-                    .delete_archive()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .archive_id(archive_id)
-                    .send()
-                    .await
-                {
+                match on_vault!(self, delete_archive).archive_id(archive_id).send().await {
                     Ok(_) => Ok(()),
                     Err(e) if e.code() == Some("AccessDeniedException") => Err(Error::Storage(format!(
                         "{RETENTION_DENIED}: the lock or access policy of vault {} refuses to delete the archive of \
@@ -385,11 +377,7 @@ impl GlacierStore {
         let (data, echoed) = self
             .retry
             .run(&what, || async {
-                let out = self
-                    .client
-                    .get_job_output()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
+                let out = on_vault!(self, get_job_output)
                     .job_id(&retrieval.job_id)
                     .range(format!("bytes={start}-{}", end - 1))
                     .send()
@@ -617,11 +605,7 @@ impl GlacierStore {
             JobState::Failed(why) => return Err(Error::Storage(format!("inventory job {job_id} failed: {why}"))),
             JobState::Gone => return Err(Error::NotFound(format!("inventory job {job_id} is gone"))),
         }
-        let out = self
-            .client
-            .get_job_output()
-            .account_id(&self.vault.account_id)
-            .vault_name(&self.vault.name)
+        let out = on_vault!(self, get_job_output)
             .job_id(job_id)
             .send()
             .await
@@ -961,15 +945,7 @@ impl Store for GlacierStore {
         let vaults = self
             .retry
             .run(&what, || async {
-                match self
-                    .client
-                    .abort_multipart_upload()
-                    .account_id(&self.vault.account_id)
-                    .vault_name(&self.vault.name)
-                    .upload_id(upload_id)
-                    .send()
-                    .await
-                {
+                match on_vault!(self, abort_multipart_upload).upload_id(upload_id).send().await {
                     Ok(_) => Ok(true),
                     Err(e) => match storage_error("abort upload to", &self.vault_url(key), e) {
                         // Unknown here; some services answer 400 to an id of
