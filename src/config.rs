@@ -271,7 +271,8 @@ pub struct Vault {
 /// an archive that is still inside its retention period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnRetentionLocked {
-    /// Fail, naming the archive; nothing else of the backup is deleted.
+    /// Fail, naming the archive, and delete nothing more (archives go
+    /// first, so the backup's files are all still there).
     Fail,
     /// Keep the archive (and its catalog entry) for `purge` to delete later,
     /// and delete the rest of the backup.
