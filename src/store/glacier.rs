@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_glacier::Client;
 use aws_sdk_glacier::config::{Region, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_sdk_glacier::error::ProvideErrorMetadata;
@@ -96,7 +97,12 @@ enum JobState {
 }
 
 impl GlacierStore {
-    pub async fn new(config: &Config, bucket: Arc<dyn Store>, policy: RetryPolicy) -> Result<GlacierStore> {
+    pub fn new(
+        config: &Config,
+        bucket: Arc<dyn Store>,
+        policy: RetryPolicy,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<GlacierStore> {
         let vault = config.vault.clone().expect("a vault store needs a vault config");
         let mut builder = aws_sdk_glacier::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -109,7 +115,7 @@ impl GlacierStore {
                     .read_timeout(config.read_timeout)
                     .build(),
             )
-            .credentials_provider(super::s3::credentials(config).await)
+            .credentials_provider(credentials)
             .interceptor(SingleContentType);
         if let Some(endpoint) = &vault.endpoint {
             builder = builder.endpoint_url(endpoint);
@@ -149,12 +155,7 @@ impl GlacierStore {
         if let Some(known) = self.entries.lock().expect("entries lock").get(key) {
             return Ok(known.clone());
         }
-        let entry_key = catalog::entry_key(key);
-        let entry = match self.bucket.get_range(&entry_key, 0..(1 << 20)).await {
-            Ok(fetched) => Some(Arc::new(Entry::parse(&fetched.data, &self.bucket.url(&entry_key))?)),
-            Err(Error::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
+        let entry = fetch_entry(&*self.bucket, key).await?;
         self.entries.lock().expect("entries lock").insert(key.to_string(), entry.clone());
         Ok(entry)
     }
@@ -321,7 +322,7 @@ impl GlacierStore {
                     .map_err(|e| storage_error("upload archive to", &self.vault_url(key), e))
             })
             .await?;
-        self.check_echo(key, out.checksum(), &tree, Some(&data))?;
+        check_echo(&self.server, &self.vault_url(key), out.checksum(), &tree, &data)?;
         let archive_id = out.archive_id().ok_or_else(|| {
             Error::Storage(format!("{} answered an upload of {key} without an archive id", self.server))
         })?;
@@ -332,27 +333,6 @@ impl GlacierStore {
         entry.description = description;
         entry.metadata = metadata.clone();
         self.record(entry).await
-    }
-
-    /// The service's hash of what it stored must be ours. Some emulators
-    /// answer with the plain SHA-256 instead of the tree hash (they differ
-    /// above 1 MiB): that still proves the bytes, so it is accepted.
-    fn check_echo(&self, key: &str, echoed: Option<&str>, tree: &Hash, data: Option<&[u8]>) -> Result<()> {
-        let Some(echoed) = echoed else { return Ok(()) };
-        if treehash::from_hex(echoed).as_ref() == Some(tree) {
-            return Ok(());
-        }
-        if let Some(data) = data
-            && treehash::from_hex(echoed) == Some(sha2::Sha256::digest(data).into())
-        {
-            return Ok(());
-        }
-        Err(Error::Integrity(format!(
-            "{} stored {} with tree hash {echoed}, but the plugin sent {}",
-            self.server,
-            self.vault_url(key),
-            treehash::to_hex(tree)
-        )))
     }
 
     async fn read_archive(&self, entry: &Entry, range: Range<u64>) -> Result<Fetched> {
@@ -429,6 +409,20 @@ impl GlacierStore {
                 self.vault_url(&entry.key)
             )));
         }
+        Ok(())
+    }
+
+    /// One catalog read of a listing: the payload as an object (an entry
+    /// deleted since the listing is gone, not an error), and the entry
+    /// remembered, so the thaw survey or delete that follows does not read
+    /// it again.
+    async fn collect(&self, reads: &mut tokio::task::JoinSet<EntryRead>, objects: &mut Vec<ObjectMeta>) -> Result<()> {
+        let Some(joined) = reads.join_next().await else { return Ok(()) };
+        let (key, entry) = joined.map_err(|e| Error::Storage(format!("catalog read failed: {e}")))??;
+        if let Some(entry) = &entry {
+            objects.push(ObjectMeta { key: key.clone(), size: entry.size, cold: entry.archive_id.is_some() });
+        }
+        self.entries.lock().expect("entries lock").insert(key, entry);
         Ok(())
     }
 
@@ -873,26 +867,19 @@ impl Store for GlacierStore {
             match catalog::payload_key(&object.key) {
                 Some(key) => {
                     while entries.len() >= LIST_CONCURRENCY {
-                        collect(&mut entries, &mut objects).await?;
+                        self.collect(&mut entries, &mut objects).await?;
                     }
                     let (bucket, key) = (self.bucket.clone(), key.to_string());
                     entries.spawn(async move {
-                        let entry_key = catalog::entry_key(&key);
-                        let fetched = match bucket.get_range(&entry_key, 0..(1 << 20)).await {
-                            Ok(fetched) => fetched,
-                            // Deleted since the listing: gone, not an error.
-                            Err(Error::NotFound(_)) => return Ok(None),
-                            Err(e) => return Err(e),
-                        };
-                        let entry = Entry::parse(&fetched.data, &bucket.url(&entry_key))?;
-                        Ok(Some(ObjectMeta { key, size: entry.size, cold: entry.archive_id.is_some() }))
+                        let entry = fetch_entry(&*bucket, &key).await?;
+                        Ok((key, entry))
                     });
                 }
                 None => objects.push(object),
             }
         }
         while !entries.is_empty() {
-            collect(&mut entries, &mut objects).await?;
+            self.collect(&mut entries, &mut objects).await?;
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(ListPage { objects, next: page.next })
@@ -1033,15 +1020,32 @@ impl Store for GlacierStore {
     }
 }
 
-async fn collect(
-    entries: &mut tokio::task::JoinSet<Result<Option<ObjectMeta>>>,
-    objects: &mut Vec<ObjectMeta>,
-) -> Result<()> {
-    if let Some(joined) = entries.join_next().await {
-        objects.extend(joined.map_err(|e| Error::Storage(format!("catalog read failed: {e}")))??);
+/// The service's hash of what it stored (`what`) must be ours. Some
+/// emulators answer with the plain SHA-256 instead of the tree hash (they
+/// differ above 1 MiB): that still proves the bytes, so it is accepted.
+fn check_echo(server: &str, what: &str, echoed: Option<&str>, tree: &Hash, data: &[u8]) -> Result<()> {
+    let Some(echoed) = echoed else { return Ok(()) };
+    let echoed_hash = treehash::from_hex(echoed);
+    if echoed_hash.as_ref() == Some(tree) || echoed_hash == Some(sha2::Sha256::digest(data).into()) {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::Integrity(format!(
+        "{server} stored {what} with tree hash {echoed}, but the plugin sent {}",
+        treehash::to_hex(tree)
+    )))
 }
+
+/// The catalog entry of `key` as stored in `bucket`, or `None`.
+async fn fetch_entry(bucket: &dyn Store, key: &str) -> Result<Option<Arc<Entry>>> {
+    let entry_key = catalog::entry_key(key);
+    match bucket.get_range(&entry_key, 0..(1 << 20)).await {
+        Ok(fetched) => Ok(Some(Arc::new(Entry::parse(&fetched.data, &bucket.url(&entry_key))?))),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+type EntryRead = Result<(String, Option<Arc<Entry>>)>;
 
 /// A refused retrieval, with what to do about it.
 fn retrieval_error<E>(url: &str, err: aws_sdk_glacier::error::SdkError<E, HttpResponse>) -> Error
@@ -1129,15 +1133,7 @@ impl MultipartUpload for VaultUpload {
                     .map_err(|e| storage_error(&format!("upload part {number} of"), &self.url(), e))
             })
             .await?;
-        if let Some(echoed) = out.checksum()
-            && treehash::from_hex(echoed) != Some(tree)
-        {
-            return Err(Error::Integrity(format!(
-                "{} stored part {number} of {} with tree hash {echoed}, but the plugin sent {tree_hex}",
-                self.store.server,
-                self.url()
-            )));
-        }
+        check_echo(&self.store.server, &format!("part {number} of {}", self.url()), out.checksum(), &tree, &data)?;
         self.parts.lock().expect("parts lock").insert(number, (len, tree));
         Ok(PartTag { number, etag: None, checksum: Some(tree_hex) })
     }

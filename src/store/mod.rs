@@ -14,6 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use aws_credential_types::provider::SharedCredentialsProvider;
+
 use crate::config::Config;
 use crate::error::Result;
 
@@ -242,13 +244,13 @@ pub trait MultipartUpload: Send + Sync {
 
 /// The store the config selects.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
-    let (bucket, policy) = bucket(config).await?;
+    let (bucket, policy, credentials) = bucket(config).await?;
     match &config.vault {
         None => Ok(bucket),
         // The vault store retries its own requests: one of its writes is
         // two requests (archive, then catalog entry), of which only the
         // failed one may be repeated.
-        Some(_) => Ok(Arc::new(glacier::GlacierStore::new(config, bucket, policy).await?)),
+        Some(_) => Ok(Arc::new(glacier::GlacierStore::new(config, bucket, policy, credentials)?)),
     }
 }
 
@@ -260,18 +262,21 @@ pub async fn open_vault(config: &Config) -> Result<glacier::GlacierStore> {
             "this command needs a vault: set storage: glacier and vault in the plugin config".to_string(),
         ));
     }
-    let (bucket, policy) = bucket(config).await?;
-    glacier::GlacierStore::new(config, bucket, policy).await
+    let (bucket, policy, credentials) = bucket(config).await?;
+    glacier::GlacierStore::new(config, bucket, policy, credentials)
 }
 
-/// The bucket with retries, and the retry policy of the config.
-async fn bucket(config: &Config) -> Result<(Arc<dyn Store>, retry::RetryPolicy)> {
+/// The bucket with retries, the retry policy of the config, and the
+/// credentials (set up once: a vault store signs with the same).
+async fn bucket(config: &Config) -> Result<(Arc<dyn Store>, retry::RetryPolicy, SharedCredentialsProvider)> {
     let policy = retry::RetryPolicy {
         max_attempts: config.retry_max_attempts,
         budget: config.retry_time_budget,
         ..retry::RetryPolicy::default()
     };
-    Ok((Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config).await?), policy)), policy))
+    let credentials = s3::credentials(config).await;
+    let bucket = Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config, credentials.clone())?), policy));
+    Ok((bucket, policy, credentials))
 }
 
 /// Every key under `prefix`, all pages.

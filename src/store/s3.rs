@@ -97,7 +97,7 @@ macro_rules! sse_c {
 }
 
 impl S3Store {
-    pub async fn new(config: &Config) -> Result<S3Store> {
+    pub fn new(config: &Config, credentials: SharedCredentialsProvider) -> Result<S3Store> {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
@@ -125,7 +125,6 @@ impl S3Store {
         if config.remove_duplicate_bucket {
             builder = builder.interceptor(StripBucketFromPath { bucket: config.bucket.clone() });
         }
-        let credentials = credentials(config).await;
         builder = builder.credentials_provider(credentials.clone());
         let server = match &config.endpoint {
             Some(e) => format!("the server at {e}"),
