@@ -13,9 +13,8 @@ use std::time::Duration;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::config::MAX_RESTORE_DAYS;
+use crate::config::{MAX_RESTORE_DAYS, RestoreTier, parse_duration};
 use crate::error::Error;
-use crate::store::RestoreTier;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -141,7 +140,7 @@ pub enum Command {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_RESTORE_DAYS as i64))]
         days: Option<u32>,
         /// With --wait: give up (exit 1) after this long, e.g. 30m or 12h; restores go on
-        #[arg(long, value_parser = crate::commands::thaw::parse_timeout, requires = "wait")]
+        #[arg(long, value_parser = parse_duration, requires = "wait")]
         timeout: Option<Duration>,
         /// Only report the state; request nothing
         #[arg(long)]
@@ -171,7 +170,7 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
         /// With --wait: give up (exit 1) after this long, e.g. 6h
-        #[arg(long, value_parser = crate::commands::thaw::parse_timeout, requires = "wait")]
+        #[arg(long, value_parser = parse_duration, requires = "wait")]
         timeout: Option<Duration>,
     },
 }
@@ -233,7 +232,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Error> {
     match Cli::try_parse_from(&args) {
         Ok(cli) => Ok(Invocation::Run(cli.command)),
         Err(e) if e.kind() == ErrorKind::DisplayHelp => Ok(Invocation::Help(e.render().to_string())),
-        Err(e) => Err(Error::Usage(one_line(&e, args.get(1).and_then(|a| a.to_str())))),
+        Err(e) => Err(Error::usage(one_line(&e, args.get(1).and_then(|a| a.to_str())))),
     }
 }
 
@@ -292,7 +291,7 @@ impl HookArgs {
             "segment_host" => Scope::SegmentHost,
             "segment" => Scope::Segment,
             other => {
-                return Err(Error::Usage(format!(
+                return Err(Error::usage(format!(
                     "scope {other:?} must be master, coordinator, segment_host or segment"
                 )));
             }
@@ -316,7 +315,7 @@ pub fn parse_content_id(raw: &str) -> Result<i32, Error> {
         .unwrap_or(trimmed);
     match unquoted.parse::<i32>() {
         Ok(n) if n >= -1 => Ok(n),
-        _ => Err(Error::Usage(format!("content id {raw:?} must be -1 or a segment number"))),
+        _ => Err(Error::usage(format!("content id {raw:?} must be -1 or a segment number"))),
     }
 }
 
@@ -330,7 +329,7 @@ mod tests {
 
     fn usage_error(list: &[&str]) -> String {
         match parse(args(list)) {
-            Err(Error::Usage(m)) => m,
+            Err(e) if e.is(crate::error::Kind::Usage) => e.message().to_string(),
             other => panic!("expected a usage error for {list:?}, got {other:?}"),
         }
     }

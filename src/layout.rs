@@ -7,15 +7,73 @@
 //! The segment's data directory is dropped; names stay unique because every
 //! file name gpbackup makes embeds the content id. Keeping this byte-identical
 //! to the Go plugin is what lets us restore its backups and it ours.
+//!
+//! The plugin also stores a few objects of its own beside a backup's files;
+//! their names are defined here and nowhere else: the integrity manifest of
+//! a multipart object, the catalog entry of a vault archive, and the probes
+//! of `setup_plugin_for_backup` and `check`.
 
 use crate::error::Error;
+
+/// What follows a multipart object's key in its integrity manifest's key.
+pub const MANIFEST_SUFFIX: &str = ".gpbackup_manifest";
+/// What follows a payload key in its vault catalog entry's key.
+pub const CATALOG_SUFFIX: &str = ".gpbackup_vault";
+
+/// The sidecar key holding a multipart object's integrity manifest.
+pub fn manifest_key(key: &str) -> String {
+    format!("{key}{MANIFEST_SUFFIX}")
+}
+
+/// The object a manifest key belongs to.
+pub fn manifest_owner(manifest_key: &str) -> Option<&str> {
+    manifest_key.strip_suffix(MANIFEST_SUFFIX).filter(|k| !k.is_empty())
+}
+
+/// The key of a vault archive's catalog entry.
+pub fn catalog_key(key: &str) -> String {
+    format!("{key}{CATALOG_SUFFIX}")
+}
+
+/// The payload key a catalog entry key belongs to.
+pub fn catalog_owner(entry_key: &str) -> Option<&str> {
+    entry_key.strip_suffix(CATALOG_SUFFIX).filter(|k| !k.is_empty())
+}
+
+/// Whether `key` names one of the plugin's own sidecars (a manifest or a
+/// catalog entry) rather than a file gpbackup wrote.
+pub fn is_sidecar(key: &str) -> bool {
+    key.ends_with(MANIFEST_SUFFIX) || key.ends_with(CATALOG_SUFFIX)
+}
+
+/// The local path of `setup_plugin_for_backup`'s write probe in the backup
+/// directory `dir` (mapped to a key like any file of the backup).
+pub fn setup_probe_path(dir: &str) -> String {
+    format!("{}/.{}_probe_{}", dir.trim_end_matches('/'), crate::PLUGIN_NAME, std::process::id())
+}
+
+/// The key of a `check` probe (`name`: data or metadata) in `folder`.
+pub fn check_probe_key(folder: &str, name: &str) -> String {
+    join(folder, &format!(".{}_check_{}_{name}", crate::PLUGIN_NAME, std::process::id()))
+}
+
+/// `/prod//gp/` -> `prod/gp`. The same normal form serves uploads, listings
+/// and deletes, so a trailing slash can never make `delete_backup` miss.
+pub fn normalise_folder(folder: &str) -> String {
+    folder.split('/').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/")
+}
+
+/// The folder as a listing prefix: `prod/gp/`.
+pub fn folder_prefix(folder: &str) -> String {
+    format!("{folder}/")
+}
 
 /// The object key for the local path gpbackup passed (`backup_file`,
 /// `restore_file`, `backup_data`, `restore_data`, `restore_data_subset`).
 pub fn key_for_path(folder: &str, path: &str) -> Result<String, Error> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.len() < 4 || parts.iter().rev().take(4).any(|p| *p == "..") {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "path {path} does not look like <dir>/backups/<YYYYMMDD>/<YYYYMMDDHHMMSS>/<file>"
         )));
     }
@@ -45,7 +103,7 @@ pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
     if ts.len() == 14 && ts.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(Error::Usage(format!("timestamp {ts:?} must have the form YYYYMMDDHHMMSS (14 digits)")))
+        Err(Error::usage(format!("timestamp {ts:?} must have the form YYYYMMDDHHMMSS (14 digits)")))
     }
 }
 
@@ -53,7 +111,7 @@ pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
 /// the form used for listing: no leading slash, exactly one trailing slash,
 /// so `a/b` never matches `a/bc/...`. Empty means the whole bucket.
 pub fn directory_prefix(prefix: &str) -> String {
-    let normal = crate::config::normalise_folder(prefix);
+    let normal = normalise_folder(prefix);
     if normal.is_empty() { normal } else { normal + "/" }
 }
 
@@ -119,6 +177,20 @@ mod tests {
             key_for_path("f", "backups/20240315/20240315123045/x").unwrap(),
             "f/backups/20240315/20240315123045/x"
         );
+    }
+
+    #[test]
+    fn side_objects() {
+        assert_eq!(manifest_owner(&manifest_key("f/k")), Some("f/k"));
+        assert_eq!(catalog_owner(&catalog_key("f/k")), Some("f/k"));
+        assert_eq!(catalog_owner("f/k.gpbackup_manifest"), None);
+        assert_eq!(catalog_owner(CATALOG_SUFFIX), None);
+        assert!(is_sidecar("a.gpbackup_vault") && is_sidecar("a.gpbackup_manifest") && !is_sidecar("a.gz"));
+        assert!(
+            setup_probe_path("/d/backups/20240101/20240101010101/")
+                .starts_with("/d/backups/20240101/20240101010101/.gpbackup_s3_plugin_probe_")
+        );
+        assert!(check_probe_key("f", "data").starts_with("f/.gpbackup_s3_plugin_check_"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// Parses the file's text; every problem names the offsets file.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Range<u64>>, Error> {
-    let bad = |why: String| Error::Usage(format!("offsets file {file}: {why}"));
+    let bad = |why: String| Error::usage(format!("offsets file {file}: {why}"));
     let mut numbers = Vec::new();
     for (i, word) in text.split_ascii_whitespace().enumerate() {
         let n: u64 = word

@@ -11,24 +11,45 @@ pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
 pub const GIB: u64 = 1024 * MIB;
 
+/// Why a size did not parse; never echoes more than the unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SizeError {
+    /// Not a number followed by a unit.
+    Malformed,
+    /// The unit is not one of ours.
+    Unit(String),
+    /// More bytes than 64 bits hold.
+    TooLarge,
+}
+
+impl std::fmt::Display for SizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SizeError::Malformed => f.write_str("expected a size such as 8MB, 1GB or 10485760"),
+            SizeError::Unit(unit) => write!(f, "unrecognised size unit {unit:?} (use B, KB, MB, GB or TB)"),
+            SizeError::TooLarge => f.write_str("size is too large"),
+        }
+    }
+}
+
+impl std::error::Error for SizeError {}
+
 /// Parses `text` into bytes; the error says what was wrong without echoing
 /// anything but the unit.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() || number.matches('.').count() > 1 || number == "." {
-        return Err("expected a size such as 8MB, 1GB or 10485760".to_string());
+        return Err(SizeError::Malformed);
     }
-    let multiplier = unit_multiplier(unit.trim())
-        .ok_or_else(|| format!("unrecognised size unit {:?} (use B, KB, MB, GB or TB)", unit.trim()))?;
+    let multiplier = unit_multiplier(unit.trim()).ok_or_else(|| SizeError::Unit(unit.trim().to_string()))?;
     let value = if let Some((whole, frac)) = number.split_once('.') {
         // Exact decimal arithmetic: 1.5GB is exactly 1.5 * 2^30.
-        let whole: u64 =
-            if whole.is_empty() { 0 } else { whole.parse().map_err(|_| "size is too large".to_string())? };
+        let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| SizeError::TooLarge)? };
         let digits = frac.len().min(9) as u32;
         let frac: u64 =
-            if digits == 0 { 0 } else { frac[..digits as usize].parse().map_err(|_| "bad size".to_string())? };
+            if digits == 0 { 0 } else { frac[..digits as usize].parse().map_err(|_| SizeError::Malformed)? };
         let scale = 10u64.pow(digits);
         let whole_bytes = whole.checked_mul(multiplier);
         let frac_bytes = (u128::from(frac) * u128::from(multiplier) / u128::from(scale)) as u64;
@@ -36,7 +57,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     } else {
         number.parse::<u64>().ok().and_then(|n| n.checked_mul(multiplier))
     };
-    value.ok_or_else(|| "size is too large".to_string())
+    value.ok_or(SizeError::TooLarge)
 }
 
 fn unit_multiplier(unit: &str) -> Option<u64> {

@@ -165,7 +165,7 @@ fn s(p: &Path) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(data))
+    hex::encode(Sha256::digest(data))
 }
 
 fn text(out: &Output) -> String {
@@ -855,7 +855,7 @@ impl<'a> Gp<'a> {
         plugin.stderr.take().unwrap().read_to_string(&mut err).unwrap();
         let status = plugin.wait().unwrap();
         assert!(status.success() && err.is_empty(), "backup_data {}: {status:?} {err}", file.display());
-        (format!("{:x}", hasher.finalize()), ranges)
+        (hex::encode(hasher.finalize()), ranges)
     }
 
     /// gpbackup_helper's restore side: `restore_data` (or, with `offsets`,

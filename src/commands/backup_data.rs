@@ -14,14 +14,17 @@ use crate::error::Result;
 use crate::layout;
 use crate::store::ObjectClass;
 
-use super::{Context, throughput};
+use super::Context;
+use super::output::throughput;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();
     let source = Source { reader: Box::new(std::io::stdin()), name: "stdin".to_string() };
-    let bytes = engine::upload(ctx.store.clone(), &key, source, ctx.config.backup, ObjectClass::Payload).await?;
-    crate::log::info(&format!("Uploaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
+    let bytes =
+        engine::upload(ctx.store.clone(), &key, source, ctx.config.backup, ObjectClass::Payload, ctx.transform())
+            .await?;
+    log::info!("Uploaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key));
     Ok(())
 }

@@ -13,27 +13,30 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::config::SECRET_KEYS;
+use crate::config::options;
 use crate::engine::{self, Source};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::store::ObjectClass;
 
-use super::{Context, throughput};
+use super::Context;
+use super::output::throughput;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
-    let file = std::fs::File::open(path).map_err(|e| Error::local(format!("cannot read {path}"), e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("cannot read {path}"), e))?;
     let source = if is_plugin_config_copy(path) {
-        let text = std::io::read_to_string(file).map_err(|e| Error::local(format!("cannot read {path}"), e))?;
+        let text = std::io::read_to_string(file).map_err(|e| Error::io(format!("cannot read {path}"), e))?;
         Source { reader: Box::new(std::io::Cursor::new(redact_config(&text).into_bytes())), name: path.to_string() }
     } else {
         Source { reader: Box::new(file), name: path.to_string() }
     };
     let started = Instant::now();
-    let bytes = engine::upload(ctx.store.clone(), &key, source, ctx.config.backup, ObjectClass::Metadata).await?;
-    crate::log::info(&format!("Uploaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
+    let bytes =
+        engine::upload(ctx.store.clone(), &key, source, ctx.config.backup, ObjectClass::Metadata, ctx.transform())
+            .await?;
+    log::info!("Uploaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key));
     Ok(())
 }
 
@@ -49,8 +52,7 @@ fn redact_config(text: &str) -> String {
     text.split_inclusive('\n')
         .map(|line| {
             let trimmed = line.trim_start();
-            let secret = SECRET_KEYS
-                .iter()
+            let secret = options::secret_names()
                 .any(|k| trimmed.strip_prefix(k).is_some_and(|rest| rest.trim_start().starts_with(':')));
             if secret {
                 let indent = &line[..line.len() - trimmed.len()];

@@ -9,32 +9,36 @@
 //! compared (unless it is archived, which is reported), and deleted.
 //! What passes is printed on stdout as it happens.
 
-use std::io::Write;
 use std::path::Path;
 
 use bytes::Bytes;
 
+use super::output::{say_setting as say, storage};
+use super::{load_config, store_settings, wording};
+use crate::config::{Config, Encryption, OnRetentionLocked};
 use crate::error::{Error, Result};
-use crate::store::{self, ObjectClass, Store};
-
-use super::load_config;
+use crate::layout;
+use crate::store::{self, CredentialSource, ObjectClass, Store};
 
 pub async fn run(config_path: &Path) -> Result<()> {
     let config = load_config(config_path)?;
     say("config", &format!("{}: valid", config_path.display()));
-    let store = store::open(&config).await?;
+    let store = store::open(&store_settings(&config)).await?;
     say("bucket", &config.bucket);
     say("folder", &config.folder);
-    for (what, value) in store.settings() {
+    for (what, value) in settings(&config) {
         say(what, &value);
     }
     let source = store.credentials_source().await.map_err(|e| e.context("check: credentials"))?;
-    say("credentials", &source);
+    say("credentials", &credentials(&source));
 
-    let folder = format!("{}/", config.folder);
-    store.list_page(&folder, None, Some(1)).await.map_err(|e| e.context("check: bucket"))?;
+    store
+        .list_page(&layout::folder_prefix(&config.folder), None, Some(1))
+        .await
+        .map_err(|e| e.context("check: bucket"))?;
     say("bucket check", &format!("{} exists and can be listed", store.url("")));
-    for (what, value) in store.preflight(false).await.map_err(|e| e.context("check"))? {
+    let facts = store.prepare(false).await.map_err(|e| wording::missing_vault(e.context("check")))?;
+    for (what, value) in wording::facts(&facts) {
         say(what, &value);
     }
 
@@ -43,12 +47,15 @@ pub async fn run(config_path: &Path) -> Result<()> {
         probes.push(("metadata", ObjectClass::Metadata));
     }
     for (name, class) in probes {
-        let key = format!("{}/.{}_check_{}_{name}", config.folder, crate::PLUGIN_NAME, std::process::id());
+        let key = layout::check_probe_key(&config.folder, name);
         let result = probe(&*store, &key, name, class).await;
         // Never leave the probe behind, whatever failed.
         let deleted = store.delete_many(std::slice::from_ref(&key)).await;
         result?;
-        deleted.map_err(|e| e.context(&format!("check: delete the {name} probe")))?;
+        let outcome = deleted.map_err(|e| e.context(&format!("check: delete the {name} probe")))?;
+        if let Some((_, refusal)) = outcome.refused.into_iter().next() {
+            return Err(refusal.context(&format!("check: delete the {name} probe")));
+        }
         say(&format!("{name} probe"), &format!("deleted {}", store.url(&key)));
     }
     say("result", "all checks passed");
@@ -62,17 +69,17 @@ async fn probe(store: &dyn Store, key: &str, name: &str, class: ObjectClass) -> 
     store.put(key, Bytes::from(payload.clone()), &Vec::new(), class).await.map_err(|e| e.context(&step("write")))?;
     say(&format!("{name} probe"), &format!("wrote {}", store.url(key)));
     let state = store.object_state(key).await.map_err(|e| e.context(&step("look up")))?;
-    say(&format!("{name} probe"), &format!("stored as {}", state.storage));
+    say(&format!("{name} probe"), &format!("stored as {}", storage(&state.storage)));
     if !state.readiness.readable() {
         say(
             &format!("{name} probe"),
-            &format!("not read back: {} objects are readable only after a restore (thaw)", state.storage),
+            &format!("not read back: {} objects are readable only after a restore (thaw)", storage(&state.storage)),
         );
         return Ok(());
     }
     let fetched = store.get_range(key, 0..payload.len() as u64).await.map_err(|e| e.context(&step("read")))?;
     if fetched.data != payload.as_bytes() {
-        return Err(Error::Integrity(format!(
+        return Err(Error::integrity(format!(
             "{}: read back {} bytes that differ from the {} written",
             step("read"),
             fetched.data.len(),
@@ -83,10 +90,95 @@ async fn probe(store: &dyn Store, key: &str, name: &str, class: ObjectClass) -> 
     Ok(())
 }
 
-fn say(what: &str, value: &str) {
-    let line = format!("{what:<22} {value}");
-    crate::log::info(&format!("check: {what}: {value}"));
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", crate::log::redact(&line));
-    let _ = out.flush();
+fn credentials(source: &CredentialSource) -> String {
+    match source {
+        CredentialSource::Static { access_key_id } => {
+            format!("static keys from the plugin config (aws_access_key_id {access_key_id})")
+        }
+        CredentialSource::Chain { provider, access_key_id, temporary } => format!(
+            "the AWS default chain: {provider} (access key id {access_key_id}{})",
+            if *temporary { ", temporary" } else { "" }
+        ),
+    }
+}
+
+/// `(what, value)` lines describing how requests are made.
+fn settings(config: &Config) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    lines.push((
+        "endpoint",
+        match &config.endpoint {
+            Some(e) => e.clone(),
+            None => format!("AWS S3, region {}", config.region),
+        },
+    ));
+    let addressing = if config.remove_duplicate_bucket {
+        "the endpoint selects the bucket (remove_duplicate_bucket): <endpoint>/<key>".to_string()
+    } else if config.force_path_style {
+        "path-style: <endpoint>/<bucket>/<key>".to_string()
+    } else {
+        "virtual-host: <bucket>.<endpoint host>/<key>".to_string()
+    };
+    lines.push(("addressing", addressing));
+    let tls = match (&config.endpoint, &config.ca_cert) {
+        (Some(e), _) if e.starts_with("http://") => "off (http://)".to_string(),
+        (_, Some(ca)) => format!("on, trusting the system roots and {}", ca.file),
+        _ => "on, trusting the system roots".to_string(),
+    };
+    lines.push(("tls", tls));
+    let class = |c: &Option<String>| match c {
+        Some(c) => c.clone(),
+        None => "the bucket's default (STANDARD unless a bucket policy says otherwise)".to_string(),
+    };
+    if config.vault.is_none() {
+        lines.push(("data storage class", class(&config.storage_class)));
+    }
+    lines.push(("metadata storage class", class(&config.metadata_storage_class)));
+    lines.push(("encryption", encryption(&config.encryption)));
+    if !config.object_tags.is_empty() {
+        let tags = config.object_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        lines.push(("object tags", tags));
+    }
+    lines.push(("timeouts", format!("connect {:?}, read {:?}", config.connect_timeout, config.read_timeout)));
+    if let Some(vault) = &config.vault {
+        let server = match &vault.endpoint {
+            Some(e) => format!("the Glacier service at {e}"),
+            None => format!("AWS Glacier in {}", config.region),
+        };
+        lines.push(("data", format!("archives in Glacier vault {} on {server}", vault.name)));
+        lines.push((
+            "vault part size",
+            format!(
+                "{} (archives up to {})",
+                crate::size::human(vault.part_size),
+                crate::size::human(vault.part_size.saturating_mul(10_000))
+            ),
+        ));
+        lines.push((
+            "locked archives on delete",
+            match vault.on_retention_locked {
+                OnRetentionLocked::Fail => "fail (on_retention_locked: fail)".to_string(),
+                OnRetentionLocked::Defer => "keep them for `purge` (on_retention_locked: defer)".to_string(),
+            },
+        ));
+    }
+    lines
+}
+
+fn encryption(encryption: &Encryption) -> String {
+    match encryption {
+        Encryption::BucketDefault => "the bucket's default encryption".to_string(),
+        Encryption::S3Managed => "SSE-S3 (AES256)".to_string(),
+        Encryption::Kms { key_id, bucket_key, dual_layer } => format!(
+            "{} with {}{}",
+            if *dual_layer { "DSSE-KMS (aws:kms:dsse)" } else { "SSE-KMS (aws:kms)" },
+            key_id.as_deref().map(|k| format!("key {k}")).unwrap_or_else(|| "the AWS managed key".to_string()),
+            match bucket_key {
+                Some(true) => ", S3 Bucket Key on",
+                Some(false) => ", S3 Bucket Key off",
+                None => "",
+            }
+        ),
+        Encryption::Customer(key) => format!("SSE-C with the key in {} (key MD5 {})", key.file, key.key_md5_base64),
+    }
 }

@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::engine::{integrity, journal};
+use crate::engine::journal;
 use crate::error::Result;
 use crate::layout;
+use crate::store::{DELETE_BATCH, paging};
 
 use super::Context;
 
@@ -37,23 +38,23 @@ pub async fn abort_leftovers(ctx: &Context, prefix: &str, everywhere: bool) -> R
                 aborted += 1;
             }
         }
-        let objects = crate::store::list_keys(&*ctx.store, prefix).await?;
+        let objects = paging::keys(&*ctx.store, prefix).await?;
         let present: HashSet<&str> = objects.iter().map(String::as_str).collect();
         let stale: Vec<String> = objects
             .iter()
-            .filter(|k| k.strip_suffix(&integrity::manifest_key("")).is_some_and(|object| !present.contains(object)))
+            .filter(|k| layout::manifest_owner(k).is_some_and(|object| !present.contains(object)))
             .cloned()
             .collect();
-        for batch in stale.chunks(crate::store::DELETE_BATCH) {
+        for batch in stale.chunks(DELETE_BATCH) {
             ctx.store.delete_many(batch).await?;
         }
         orphans = stale.len();
     }
     if aborted > 0 || orphans > 0 {
-        crate::log::info(&format!(
+        log::info!(
             "Cleanup of {}: aborted {aborted} open uploads, deleted {orphans} orphaned manifests",
             ctx.store.url(prefix)
-        ));
+        );
     }
     Ok(())
 }

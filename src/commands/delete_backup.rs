@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
-use crate::error::Result;
-use crate::{layout, store};
+use crate::engine::delete;
+use crate::error::{Kind, Result};
+use crate::layout;
 
 use super::Context;
 
@@ -16,15 +17,24 @@ pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
     layout::validate_timestamp(timestamp)?;
     let ctx = Context::open(config).await?;
     let prefix = layout::backup_prefix(&ctx.config.folder, timestamp)?;
-    let deleted = store::delete_prefix(&*ctx.store, &prefix).await?;
-    crate::log::info(&format!("Deleted {deleted} objects of backup {timestamp} under {}", ctx.store.url(&prefix)));
-    let kept = ctx.store.deferred_deletes(&prefix).await?;
-    if !kept.is_empty() {
-        crate::log::warn(&format!(
-            "Backup {timestamp}: {} archives are still under the vault's retention lock and were kept; `{} purge`              deletes them once allowed",
-            kept.len(),
+    let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked()).await.map_err(|e| {
+        if e.is(Kind::RetentionLocked) {
+            e.with_hint(
+                "nothing more was deleted: retry when the archive is old enough, or set on_retention_locked: defer \
+                 and run `purge` later",
+            )
+        } else {
+            e
+        }
+    })?;
+    log::info!("Deleted {} objects of backup {timestamp} under {}", done.deleted, ctx.store.url(&prefix));
+    if !done.deferred.is_empty() {
+        log::warn!(
+            "Backup {timestamp}: {} archives are still under the vault's retention lock and were kept; `{} purge` \
+             deletes them once allowed",
+            done.deferred.len(),
             crate::PLUGIN_NAME
-        ));
+        );
     }
     Ok(())
 }

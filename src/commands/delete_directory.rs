@@ -4,20 +4,21 @@
 
 use std::path::Path;
 
+use crate::engine::delete;
 use crate::error::{Error, Result};
-use crate::{layout, store};
+use crate::layout;
 
 use super::Context;
 
 pub async fn run(config: &Path, dir: &str) -> Result<()> {
     let prefix = layout::directory_prefix(dir);
     if prefix.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "delete_directory: directory {dir:?} is the bucket root; name a directory inside the bucket"
         )));
     }
     let ctx = Context::open(config).await?;
-    let deleted = store::delete_prefix(&*ctx.store, &prefix).await?;
-    crate::log::info(&format!("Deleted {deleted} objects under {}", ctx.store.url(&prefix)));
+    let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked()).await?;
+    log::info!("Deleted {} objects under {}", done.deleted, ctx.store.url(&prefix));
     Ok(())
 }

@@ -10,13 +10,13 @@
 
 use std::time::Instant;
 
+use super::output::{Report, lifetime};
+use super::{Context, load_config, wording};
 use crate::cli::{HookArgs, Scope};
+use crate::engine::thaw as engine_thaw;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::store::ObjectClass;
-
-use super::thaw::{self, Report};
-use super::{Context, load_config};
 
 pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
     let Some(ctx) = coordinator_context(args).await? else { return Ok(()) };
@@ -24,15 +24,15 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
     // first write, and an operator who typed the wrong name wants to know.
     check_readable(&ctx).await?;
     // A vault is created here when missing (and its lock state logged).
-    for (what, value) in ctx.store.preflight(true).await? {
-        crate::log::info(&format!("Setup for backup: {what}: {value}"));
+    let facts = ctx.store.prepare(true).await.map_err(wording::missing_vault)?;
+    for (what, value) in wording::facts(&facts) {
+        log::info!("Setup for backup: {what}: {value}");
     }
     // Write and remove a probe where this backup's files will go: proves
     // write permission, and leaves nothing behind.
-    let probe = format!("{}/.{}_probe_{}", args.dir.trim_end_matches('/'), crate::PLUGIN_NAME, std::process::id());
+    let key = layout::key_for_path(&ctx.config.folder, &layout::setup_probe_path(&args.dir))?;
     // Probed as a payload: a server that refuses the configured
     // storage_class (or encryption) fails here, before any data moves.
-    let key = layout::key_for_path(&ctx.config.folder, &probe)?;
     let classes: &[ObjectClass] = if ctx.config.storage_class == ctx.config.metadata_storage_class {
         &[ObjectClass::Payload]
     } else {
@@ -42,14 +42,14 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
         ctx.store.put(&key, bytes::Bytes::new(), &Vec::new(), *class).await?;
         ctx.store.delete_many(std::slice::from_ref(&key)).await?;
     }
-    crate::log::info(&format!("Setup for backup: {} is writable", ctx.store.url(&key)));
+    log::info!("Setup for backup: {} is writable", ctx.store.url(&key));
     Ok(())
 }
 
 pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
     let Some(ctx) = coordinator_context(args).await? else { return Ok(()) };
     check_readable(&ctx).await?;
-    crate::log::info(&format!("Setup for restore: {} is readable", ctx.store.url(&ctx.config.folder)));
+    log::info!("Setup for restore: {} is readable", ctx.store.url(&ctx.config.folder));
     match layout::timestamp_of_path(&args.dir) {
         Some(ts) => check_thawed(&ctx, &ts).await,
         None => Ok(()),
@@ -62,50 +62,55 @@ pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
 /// `restore_auto`, request the restores, and with `restore_wait_timeout`,
 /// wait for them.
 async fn check_thawed(ctx: &Context, timestamp: &str) -> Result<()> {
-    let prefixes = thaw::backup_prefixes(ctx, timestamp).await?;
-    let mut survey = thaw::survey(&ctx.store, &prefixes).await?;
+    let prefixes = engine_thaw::backup_prefixes(&*ctx.store, &ctx.config.folder, timestamp).await?;
+    let mut survey = engine_thaw::survey(&ctx.store, &prefixes).await?;
     let mut out = Report::quiet();
-    out.line(&format!("Setup for restore: backup {timestamp}: {}", survey.summary()));
+    out.line(&format!("Setup for restore: backup {timestamp}: {}", super::thaw::summary(&survey)));
     if survey.pending().is_empty() {
         return Ok(());
     }
     let settings = ctx.config.thaw;
     let thaw_command = format!("{} thaw <plugin config> {timestamp} --wait", crate::PLUGIN_NAME);
     if settings.auto && !survey.archived.is_empty() {
-        let requested = thaw::request_all(&ctx.store, &survey.archived, settings.tier, settings.days).await?;
+        let requested = engine_thaw::request_all(&ctx.store, &survey.archived, settings.tier, settings.days).await?;
         out.line(&format!(
             "Setup for restore: requested {} restores (tier {}, {}; restore_auto)",
             requested.started,
             settings.tier.as_str(),
-            ctx.store.restored_lifetime(settings.days)
+            lifetime(ctx.store.restore_lifetime(settings.days))
         ));
-        survey.restoring.append(&mut survey.archived);
+        survey.archived_to_restoring();
     }
     if !survey.archived.is_empty() {
-        return Err(Error::Archived(format!(
+        return Err(Error::archived(format!(
             "backup {timestamp} cannot be restored yet: {} of {} objects are in archived storage with no restore \
-             requested{}; run `{thaw_command}` first (or set restore_auto: true and restore_wait_timeout)",
+             requested{}",
             survey.archived.len(),
             survey.total,
             under_way(&survey)
-        )));
+        ))
+        .with_hint(format!("run `{thaw_command}` first (or set restore_auto: true and restore_wait_timeout)")));
     }
     if settings.wait_timeout.is_zero() {
-        return Err(Error::Archived(format!(
+        return Err(Error::archived(format!(
             "backup {timestamp} cannot be restored yet: {} of {} objects are still being restored from archived \
-             storage; run `{thaw_command}` and restore when it reports them readable (or set restore_wait_timeout)",
+             storage",
             survey.restoring.len(),
             survey.total
+        ))
+        .with_hint(format!(
+            "run `{thaw_command}` and restore when it reports them readable (or set restore_wait_timeout)"
         )));
     }
     let deadline = Instant::now() + settings.wait_timeout;
     let request = settings.auto.then_some(settings);
-    thaw::wait(&ctx.store, &mut survey, Some(deadline), request, &mut out).await.map_err(|e| match e {
-        Error::Archived(msg) => Error::Archived(format!(
-            "backup {timestamp} cannot be restored yet: {msg} (restore_wait_timeout {})",
-            thaw::human_duration(settings.wait_timeout)
-        )),
-        other => other,
+    super::thaw::wait(ctx, &mut survey, Some(deadline), request, &mut out).await.map_err(|e| {
+        let message = format!(
+            "backup {timestamp} cannot be restored yet: {} (restore_wait_timeout {})",
+            e.message(),
+            engine_thaw::human_duration(settings.wait_timeout)
+        );
+        e.with_message(message).with_hint(format!("they go on: run `{thaw_command}` again later"))
     })?;
     out.line(&format!("Setup for restore: all {} objects of backup {timestamp} are readable", survey.total));
     Ok(())
@@ -122,7 +127,7 @@ async fn coordinator_context(args: &HookArgs) -> Result<Option<Context>> {
     Ok(Some(Context::open(&args.config).await?))
 }
 
-fn under_way(survey: &thaw::Survey) -> String {
+fn under_way(survey: &engine_thaw::Survey) -> String {
     match survey.restoring.len() {
         0 => String::new(),
         n => format!(" ({n} more are being restored)"),
@@ -131,8 +136,7 @@ fn under_way(survey: &thaw::Survey) -> String {
 
 /// One small listing proves credentials, bucket and read permission.
 async fn check_readable(ctx: &Context) -> Result<()> {
-    let prefix = format!("{}/", ctx.config.folder);
-    ctx.store.list_page(&prefix, None, Some(1)).await?;
+    ctx.store.list_page(&layout::folder_prefix(&ctx.config.folder), None, Some(1)).await?;
     Ok(())
 }
 

@@ -6,7 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use futures::TryStreamExt;
+
 use crate::layout;
+use crate::store::paging;
 
 use super::Context;
 
@@ -14,16 +17,11 @@ pub async fn run(config: &Path, dir: Option<&str>) -> Result<()> {
     let ctx = Context::open(config).await?;
     let prefix = layout::directory_prefix(dir.unwrap_or(&ctx.config.folder));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut next = None;
-    loop {
-        let page = ctx.store.list_page(&prefix, next, None).await?;
-        for object in &page.objects {
-            writeln!(out, "{}\t{}", object.key, object.size).map_err(|e| Error::local("writing to stdout", e))?;
-        }
-        match page.next {
-            Some(token) => next = Some(token),
-            None => break,
+    let mut pages = std::pin::pin!(paging::objects(&*ctx.store, &prefix));
+    while let Some(page) = pages.try_next().await? {
+        for object in &page {
+            writeln!(out, "{}\t{}", object.key, object.size).map_err(|e| Error::io("writing to stdout", e))?;
         }
     }
-    out.flush().map_err(|e| Error::local("writing to stdout", e))
+    out.flush().map_err(|e| Error::io("writing to stdout", e))
 }

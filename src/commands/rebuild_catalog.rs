@@ -3,23 +3,23 @@
 //! was lost while the vault was not.
 //!
 //! Every archive this plugin uploads carries its key and integrity record
-//! in its description (see [`crate::store::catalog`]). An inventory job
+//! in its description (see [`crate::store::glacier::catalog`]). An inventory job
 //! lists them; on AWS it takes hours to run and shows the vault as of its
 //! last daily inventory, so archives of the last day or so may be missing.
 //! Without `--wait` the command starts (or finds) the job and returns; run
 //! it again later. Entries that exist are never overwritten.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::store;
+use crate::store::glacier::catalog;
 
-use super::load_config;
+use super::output::say_as;
+use super::vault_lock::open_vault;
 
 pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result<()> {
-    let vault = store::open_vault(&load_config(config)?).await?;
+    let vault = open_vault(config).await?;
     let job = vault.inventory_job().await?;
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut poll = Duration::from_secs(2);
@@ -28,15 +28,18 @@ pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result
             break archives;
         }
         if !wait {
-            say(&format!(
-                "inventory job {job} of vault {} is running (AWS: hours); run rebuild-catalog again later, or with \
+            say_as(
+                "rebuild-catalog",
+                &format!(
+                    "inventory job {job} of vault {} is running (AWS: hours); run rebuild-catalog again later, or with \
                  --wait",
-                vault.vault_name()
-            ));
+                    vault.vault_name()
+                ),
+            );
             return Ok(());
         }
         if deadline.is_some_and(|d| Instant::now() + poll > d) {
-            return Err(Error::Storage(format!("inventory job {job} did not finish within --timeout")));
+            return Err(Error::service(format!("inventory job {job} did not finish within --timeout")));
         }
         tokio::time::sleep(poll).await;
         poll = (poll * 2).min(Duration::from_secs(300));
@@ -44,27 +47,23 @@ pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result
     let mut written = 0;
     let mut ours = 0;
     for archive in &archives {
-        if crate::store::catalog::parse_description(&archive.archive_description).is_some() {
+        if catalog::parse_description(&archive.archive_description).is_some() {
             ours += 1;
         }
         if let Some(key) = vault.restore_entry(archive).await? {
-            crate::log::info(&format!("rebuild-catalog: wrote the entry of {key}"));
+            log::info!("rebuild-catalog: wrote the entry of {key}");
             written += 1;
         }
     }
-    say(&format!(
-        "vault {}: {} archives in the inventory, {ours} written by this plugin, {written} catalog entries written \
+    say_as(
+        "rebuild-catalog",
+        &format!(
+            "vault {}: {} archives in the inventory, {ours} written by this plugin, {written} catalog entries written \
          again, {} already present",
-        vault.vault_name(),
-        archives.len(),
-        ours - written
-    ));
+            vault.vault_name(),
+            archives.len(),
+            ours - written
+        ),
+    );
     Ok(())
-}
-
-fn say(line: &str) {
-    crate::log::info(&format!("rebuild-catalog: {line}"));
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }

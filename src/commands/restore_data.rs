@@ -7,20 +7,22 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::engine::{self, Selection, Sink};
+use crate::engine::{self, Output, Selection};
 use crate::error::Result;
 use crate::layout;
 
-use super::{Context, thaw_hint, throughput};
+use super::Context;
+use super::output::throughput;
+use super::wording::thaw_hint;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();
-    let sink = Sink::new(Box::new(std::io::stdout()), "stdout");
-    let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore)
+    let out = Output { writer: Box::new(std::io::stdout()), name: "stdout".to_string() };
+    let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, out, ctx.config.restore, ctx.transform())
         .await
         .map_err(|e| thaw_hint(e, path))?;
-    crate::log::info(&format!("Downloaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key)));
+    log::info!("Downloaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key));
     Ok(())
 }

@@ -10,30 +10,33 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::engine::{self, Selection, Sink};
+use crate::engine::{self, Output, Selection};
 use crate::error::{Error, Result};
 use crate::{layout, offsets};
 
-use super::{Context, thaw_hint, throughput};
+use super::Context;
+use super::output::throughput;
+use super::wording::thaw_hint;
 
 pub async fn run(config: &Path, path: &str, offsets_file: &Path) -> Result<()> {
     let name = offsets_file.display().to_string();
-    let text = std::fs::read_to_string(offsets_file).map_err(|e| Error::local(format!("offsets file {name}"), e))?;
+    let text = std::fs::read_to_string(offsets_file).map_err(|e| Error::io(format!("offsets file {name}"), e))?;
     let ranges = offsets::parse(&text, &name)?;
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let requested: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let started = Instant::now();
-    let sink = Sink::new(Box::new(std::io::stdout()), "stdout");
-    let bytes = engine::download(ctx.store.clone(), &key, Selection::Ranges(ranges), sink, ctx.config.restore)
-        .await
-        .map_err(|e| thaw_hint(e, path))?;
+    let out = Output { writer: Box::new(std::io::stdout()), name: "stdout".to_string() };
+    let bytes =
+        engine::download(ctx.store.clone(), &key, Selection::Ranges(ranges), out, ctx.config.restore, ctx.transform())
+            .await
+            .map_err(|e| thaw_hint(e, path))?;
     debug_assert_eq!(bytes, requested);
-    crate::log::info(&format!(
+    log::info!(
         "Downloaded {} in {} ranges for {}",
         throughput(bytes, started.elapsed()),
         text.split_ascii_whitespace().next().unwrap_or("0"),
         ctx.store.url(&key)
-    ));
+    );
     Ok(())
 }

@@ -7,11 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::engine::{self, Selection, Sink};
+use crate::engine::{self, Output, Selection};
 use crate::error::{Error, Result};
 use crate::layout;
 
-use super::{Context, thaw_hint, throughput};
+use super::Context;
+use super::output::throughput;
+use super::wording::thaw_hint;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     let ctx = Context::open(config).await?;
@@ -19,27 +21,23 @@ pub async fn run(config: &Path, path: &str) -> Result<()> {
     let target = PathBuf::from(path);
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-    let file =
-        std::fs::File::create(&temp).map_err(|e| Error::local(format!("cannot create {}", temp.display()), e))?;
+    let file = std::fs::File::create(&temp).map_err(|e| Error::io(format!("cannot create {}", temp.display()), e))?;
 
     let started = Instant::now();
     let result = async {
-        let sink = Sink::new(Box::new(file), path);
-        let bytes = engine::download(ctx.store.clone(), &key, Selection::Whole, sink, ctx.config.restore)
-            .await
-            .map_err(|e| thaw_hint(e, path))?;
+        let out = Output { writer: Box::new(file), name: path.to_string() };
+        let bytes =
+            engine::download(ctx.store.clone(), &key, Selection::Whole, out, ctx.config.restore, ctx.transform())
+                .await
+                .map_err(|e| thaw_hint(e, path))?;
         std::fs::rename(&temp, &target)
-            .map_err(|e| Error::local(format!("cannot move the restored file to {path}"), e))?;
+            .map_err(|e| Error::io(format!("cannot move the restored file to {path}"), e))?;
         Ok::<u64, Error>(bytes)
     }
     .await;
     match result {
         Ok(bytes) => {
-            crate::log::info(&format!(
-                "Downloaded {} for {}",
-                throughput(bytes, started.elapsed()),
-                ctx.store.url(&key)
-            ));
+            log::info!("Downloaded {} for {}", throughput(bytes, started.elapsed()), ctx.store.url(&key));
             Ok(())
         }
         Err(e) => {

@@ -11,13 +11,15 @@
 //! locked archives deleted early. AWS's advice: lock a vault before the
 //! first backup goes into it.
 
-use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::cli::VaultLockCommand;
 use crate::error::{Error, Result};
-use crate::store;
+use crate::store::{self, VaultAdmin};
 
-use super::load_config;
+use super::output::say_as;
+use super::{load_config, store_settings};
 
 /// Glacier's limit on a lock policy.
 const MAX_POLICY: usize = 20 * 1024;
@@ -26,9 +28,9 @@ pub async fn run(command: VaultLockCommand) -> Result<()> {
     match command {
         VaultLockCommand::Initiate { config, policy_file } => {
             let policy = read_policy(&policy_file)?;
-            let vault = store::open_vault(&load_config(&config)?).await?;
+            let vault = open_vault(&config).await?;
             if let Some(lock) = vault.lock_status().await? {
-                return Err(Error::Storage(format!(
+                return Err(Error::service(format!(
                     "vault {} already has a lock in state {}: {}",
                     vault.vault_name(),
                     lock.state,
@@ -53,7 +55,7 @@ pub async fn run(command: VaultLockCommand) -> Result<()> {
             Ok(())
         }
         VaultLockCommand::Status { config } => {
-            let vault = store::open_vault(&load_config(&config)?).await?;
+            let vault = open_vault(&config).await?;
             match vault.lock_status().await? {
                 None => say(&format!("vault {}: no lock policy (not locked)", vault.vault_name())),
                 Some(lock) => {
@@ -71,24 +73,24 @@ pub async fn run(command: VaultLockCommand) -> Result<()> {
         }
         VaultLockCommand::Complete { config, lock_id, confirmed } => {
             if !confirmed {
-                return Err(Error::Usage(
+                return Err(Error::usage(
                     "vault-lock complete is irreversible (the policy can never be changed or removed): add \
                      --i-understand-this-is-irreversible"
                         .to_string(),
                 ));
             }
-            let vault = store::open_vault(&load_config(&config)?).await?;
+            let vault = open_vault(&config).await?;
             vault.lock_complete(&lock_id).await?;
             let state = vault.lock_status().await?.map(|l| l.state).unwrap_or_else(|| "unknown".to_string());
             say(&format!("vault {}: lock completed, state {state}", vault.vault_name()));
             Ok(())
         }
         VaultLockCommand::Abort { config } => {
-            let vault = store::open_vault(&load_config(&config)?).await?;
+            let vault = open_vault(&config).await?;
             if let Some(lock) = vault.lock_status().await?
                 && lock.state == "Locked"
             {
-                return Err(Error::Storage(format!(
+                return Err(Error::service(format!(
                     "vault {} is Locked: a completed lock can never be aborted",
                     vault.vault_name()
                 )));
@@ -104,9 +106,9 @@ pub async fn run(command: VaultLockCommand) -> Result<()> {
 /// at most 20 KB, and a JSON object.
 fn read_policy(path: &std::path::Path) -> Result<String> {
     let text =
-        std::fs::read_to_string(path).map_err(|e| Error::Local(format!("--policy-file {}: {e}", path.display())))?;
+        std::fs::read_to_string(path).map_err(|e| Error::local(format!("--policy-file {}: {e}", path.display())))?;
     if text.len() > MAX_POLICY {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--policy-file {}: {} bytes; a vault lock policy may have at most {MAX_POLICY}",
             path.display(),
             text.len()
@@ -114,14 +116,20 @@ fn read_policy(path: &std::path::Path) -> Result<String> {
     }
     match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(serde_json::Value::Object(_)) => Ok(text),
-        Ok(_) => Err(Error::Usage(format!("--policy-file {}: not a JSON policy object", path.display()))),
-        Err(e) => Err(Error::Usage(format!("--policy-file {}: not valid JSON: {e}", path.display()))),
+        Ok(_) => Err(Error::usage(format!("--policy-file {}: not a JSON policy object", path.display()))),
+        Err(e) => Err(Error::usage(format!("--policy-file {}: not valid JSON: {e}", path.display()))),
     }
 }
 
 fn say(line: &str) {
-    crate::log::info(&format!("vault-lock: {line}"));
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    say_as("vault-lock", line);
+}
+
+/// The vault of a `storage: glacier` config, for the commands that
+/// administer the vault itself (Vault Lock, catalog rebuild).
+pub async fn open_vault(config: &Path) -> Result<Arc<dyn VaultAdmin>> {
+    let config = load_config(config)?;
+    store::open_vault(&store_settings(&config))
+        .await?
+        .ok_or_else(|| Error::config("this command needs a vault: set storage: glacier and vault in the plugin config"))
 }

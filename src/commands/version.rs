@@ -21,5 +21,5 @@ pub fn version() -> Result<()> {
 
 fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| Error::local("writing to stdout", e))
+    writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| Error::io("writing to stdout", e))
 }

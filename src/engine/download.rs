@@ -20,18 +20,21 @@
 //! missing object fails before a single byte is written.
 
 use std::collections::VecDeque;
+use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
 
-use super::integrity::{self, META_KEY, Manifest, Record, TREE_HASH_META};
+use super::integrity::{self, META_KEY, Manifest, Record};
 use super::sink::Sink;
+use super::transform::Transform;
 use crate::config::Transfer;
-use crate::error::{Error, Result};
-use crate::store::{Fetched, Store};
-use crate::treehash::{self, Hash, TreeHasher};
+use crate::error::{Error, Kind, Result};
+use crate::layout;
+use crate::store::glacier::treehash::{self, Hash, TreeHasher};
+use crate::store::{Fetched, Store, TREE_HASH_META};
 
 /// What to download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,29 +52,45 @@ struct Unit {
     crc: Option<u64>,
 }
 
-/// Downloads `selection` of `key` into `sink`; returns the bytes written.
-/// On failure the verified bytes already queued are still written out
-/// (a clean, short stream), then the error is returned.
+/// Where the restored bytes go: a writer and its name for messages.
+pub struct Output {
+    pub writer: Box<dyn Write + Send>,
+    pub name: String,
+}
+
+/// Downloads `selection` of `key` into `out` through `transform`; returns
+/// the stored bytes fetched and written. On failure the verified bytes
+/// already queued are still written out (a clean, short stream), then the
+/// error is returned.
 pub async fn download(
     store: Arc<dyn Store>,
     key: &str,
     selection: Selection,
-    mut sink: Sink,
+    out: Output,
     transfer: Transfer,
+    transform: &dyn Transform,
 ) -> Result<u64> {
     let chunk = transfer.part_size;
+    let (ranges, writer) = match &selection {
+        Selection::Whole => (None, transform.decode(out.writer)?),
+        Selection::Ranges(ranges) => {
+            let (stored, writer) = transform.decode_ranges(ranges, out.writer)?;
+            (Some(stored), writer)
+        }
+    };
+    let mut sink = Sink::new(writer, &out.name);
     let result = async {
-        let plan = match selection {
+        let plan = match ranges {
             // Subsets are checked for length only: stored CRCs cover whole
             // parts, and fetching whole parts would defeat a filtered restore.
-            Selection::Ranges(ranges) => Plan {
+            Some(ranges) => Plan {
                 units: chunks(&coalesce(&ranges), chunk),
                 prefix: Bytes::new(),
                 total: None,
                 whole_crc: None,
                 whole_tree: None,
             },
-            Selection::Whole => plan_whole(&*store, key, chunk).await?,
+            None => plan_whole(&*store, key, chunk).await?,
         };
         run(store, key, plan, &mut sink, transfer).await
     }
@@ -107,14 +126,14 @@ async fn plan_whole(store: &dyn Store, key: &str, chunk: u64) -> Result<Plan> {
         Record::None => (chunks(std::slice::from_ref(&(0..total)), chunk), None),
         Record::Single { size, crc } => {
             if size != total {
-                return Err(Error::Integrity(format!("{url} has {total} bytes but was stored with {size}")));
+                return Err(Error::integrity(format!("{url} has {total} bytes but was stored with {size}")));
             }
             (vec![Unit { range: 0..total, crc: Some(crc) }], Some(crc))
         }
         Record::Manifest => {
             let manifest = load_manifest(store, key).await?;
             if manifest.size != total {
-                return Err(Error::Integrity(format!(
+                return Err(Error::integrity(format!(
                     "{url} has {total} bytes but its manifest says {}",
                     manifest.size
                 )));
@@ -136,24 +155,25 @@ async fn plan_whole(store: &dyn Store, key: &str, chunk: u64) -> Result<Plan> {
         None => None,
         Some(text) => Some(
             treehash::from_hex(text)
-                .ok_or_else(|| Error::Integrity(format!("{url} has a damaged tree hash record: {text:?}")))?,
+                .ok_or_else(|| Error::integrity(format!("{url} has a damaged tree hash record: {text:?}")))?,
         ),
     };
     Ok(Plan { units, prefix: first.data, total: Some(total), whole_crc, whole_tree })
 }
 
 async fn load_manifest(store: &dyn Store, key: &str) -> Result<Manifest> {
-    let manifest_key = integrity::manifest_key(key);
+    let manifest_key = layout::manifest_key(key);
     let url = store.url(&manifest_key);
     // 10,000 parts take about 400 KiB; anything near this limit is not ours.
-    let fetched = store.get_range(&manifest_key, 0..(16 << 20)).await.map_err(|e| match e {
-        Error::NotFound(_) => {
-            Error::Integrity(format!("{url} is missing: {} cannot be verified, so it is not restored", store.url(key)))
+    let fetched = store.get_range(&manifest_key, 0..(16 << 20)).await.map_err(|e| {
+        if e.is(Kind::NotFound) {
+            Error::integrity(format!("{url} is missing: {} cannot be verified, so it is not restored", store.url(key)))
+        } else {
+            e
         }
-        other => other,
     })?;
     let text = std::str::from_utf8(&fetched.data)
-        .map_err(|_| Error::Integrity(format!("manifest {url} is damaged: not text")))?;
+        .map_err(|_| Error::integrity(format!("manifest {url} is damaged: not text")))?;
     Manifest::parse(text, &url)
 }
 
@@ -184,7 +204,7 @@ async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, tran
         }
         let Some((len, next)) = in_flight.pop_front() else { break };
         in_flight_bytes -= len;
-        let data = next.await.map_err(|e| Error::Storage(format!("download task failed: {e}")))??;
+        let data = next.await.map_err(|e| Error::service(format!("download task failed: {e}")))??;
         if plan.whole_crc.is_some() || plan.whole_tree.is_some() {
             let crc = integrity::crc64(&data);
             running_crc = Some(match running_crc {
@@ -203,14 +223,14 @@ async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, tran
             if pending.peek().is_none() && in_flight.is_empty() {
                 let got = running_crc.unwrap_or_else(|| integrity::crc64(b""));
                 if plan.whole_crc.is_some_and(|whole| got != whole) {
-                    return Err(Error::Integrity(format!(
+                    return Err(Error::integrity(format!(
                         "{url}: whole-object checksum mismatch after {emitted_len} bytes"
                     )));
                 }
                 if let (Some(whole), Some(hasher)) = (plan.whole_tree, running_tree.take())
                     && hasher.finish() != whole
                 {
-                    return Err(Error::Integrity(format!(
+                    return Err(Error::integrity(format!(
                         "{url}: whole-archive tree hash mismatch after {emitted_len} bytes"
                     )));
                 }
@@ -246,7 +266,7 @@ async fn fetch_unit(store: &dyn Store, key: &str, unit: Unit, prefix: Bytes, tot
     if let Some(crc) = unit.crc
         && integrity::crc64(&data) != crc
     {
-        return Err(Error::Integrity(format!(
+        return Err(Error::integrity(format!(
             "{}: bytes {start}..{end} do not match their stored checksum; nothing of them was written",
             store.url(key)
         )));
@@ -262,13 +282,13 @@ async fn fetch(store: &dyn Store, key: &str, range: Range<u64>, total: Option<u6
     if let Some(expected) = total
         && fetched.total_size != expected
     {
-        return Err(Error::Integrity(format!(
+        return Err(Error::integrity(format!(
             "{url} changed size during the restore ({expected} then {} bytes)",
             fetched.total_size
         )));
     }
     if range.end > fetched.total_size {
-        return Err(Error::Integrity(format!(
+        return Err(Error::integrity(format!(
             "{url} has {} bytes; bytes {}..{} were asked for",
             fetched.total_size, range.start, range.end
         )));
@@ -280,7 +300,7 @@ async fn fetch(store: &dyn Store, key: &str, range: Range<u64>, total: Option<u6
 }
 
 fn short_read(url: &str, range: &Range<u64>, got: usize) -> Error {
-    Error::Integrity(format!("short read from {url}: bytes {}..{} returned {got} bytes", range.start, range.end))
+    Error::integrity(format!("short read from {url}: bytes {}..{} returned {got} bytes", range.start, range.end))
 }
 
 /// Joins ranges that touch (`a..b` then `b..c`) and drops empty ones, keeping

@@ -39,19 +39,6 @@ pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Nvme, crc_a, crc_b, len_b)
 }
 
-/// Metadata through which a store hands over the SHA-256 tree hash of a
-/// whole object it read (a Glacier archive), for the engine to check before
-/// the last bytes go out.
-pub const TREE_HASH_META: &str = "gpbackup-tree-hash";
-
-/// What follows a multipart object's key in its manifest's key.
-pub const MANIFEST_SUFFIX: &str = ".gpbackup_manifest";
-
-/// The sidecar key holding a multipart object's manifest.
-pub fn manifest_key(key: &str) -> String {
-    format!("{key}{MANIFEST_SUFFIX}")
-}
-
 /// What an object's metadata says about its integrity record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -77,7 +64,7 @@ impl Record {
     /// so a damaged record can never switch verification off.
     pub fn parse(value: Option<&str>, url: &str) -> Result<Record, Error> {
         let Some(value) = value else { return Ok(Record::None) };
-        let bad = || Error::Integrity(format!("{url}: unreadable {META_KEY} metadata {value:?}"));
+        let bad = || Error::integrity(format!("{url}: unreadable {META_KEY} metadata {value:?}"));
         let mut words = value.split_ascii_whitespace();
         if words.next() != Some("v1") {
             return Err(bad());
@@ -137,7 +124,7 @@ impl Manifest {
 
     /// Parses and cross-checks a manifest (sizes add up, CRCs combine).
     pub fn parse(text: &str, url: &str) -> Result<Manifest, Error> {
-        let bad = |why: &str| Error::Integrity(format!("manifest {url} is damaged: {why}"));
+        let bad = |why: &str| Error::integrity(format!("manifest {url} is damaged: {why}"));
         let mut lines = text.lines();
         if lines.next() != Some(MANIFEST_HEADER) {
             return Err(bad("unknown header"));

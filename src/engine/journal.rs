@@ -43,7 +43,7 @@ pub fn record(url: &str, key: &str, upload_id: &str) -> Option<PathBuf> {
     match write() {
         Ok(file) => Some(file),
         Err(e) => {
-            crate::log::warn(&format!("cannot note the open upload of {url} in {}: {e}", dir.display()));
+            log::warn!("cannot note the open upload of {url} in {}: {e}", dir.display());
             None
         }
     }

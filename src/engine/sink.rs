@@ -47,7 +47,7 @@ impl Sink {
             return Err(self
                 .join()
                 .err()
-                .unwrap_or_else(|| Error::Local(format!("writing {}: writer stopped", self.name))));
+                .unwrap_or_else(|| Error::local(format!("writing {}: writer stopped", self.name))));
         }
         self.written += len;
         Ok(())
@@ -65,8 +65,8 @@ impl Sink {
         match self.thread.take() {
             Some(t) => match t.join() {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Error::local(format!("writing {}", self.name), e)),
-                Err(_) => Err(Error::Local(format!("writing {}: writer thread panicked", self.name))),
+                Ok(Err(e)) => Err(Error::io(format!("writing {}", self.name), e)),
+                Err(_) => Err(Error::local(format!("writing {}: writer thread panicked", self.name))),
             },
             None => Ok(()),
         }

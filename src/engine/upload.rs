@@ -17,14 +17,16 @@ use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::TryStreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
 
 use super::integrity::{self, META_KEY, Manifest, PartSum, Record};
 use super::journal;
 use super::plan::{MAX_PARTS, PartPlan};
+use super::transform::Transform;
 use crate::config::Transfer;
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::store::{MultipartUpload, ObjectClass, PartTag, Store};
 
 /// The budget is counted in KiB so that it fits the semaphore's u32 permits.
@@ -64,7 +66,7 @@ impl Reader {
             .clone()
             .acquire_many_owned(units)
             .await
-            .map_err(|_| Error::Local("upload buffer pool closed".to_string()))?;
+            .map_err(|_| Error::local("upload buffer pool closed"))?;
         let mut source = self.source.take().expect("reader used after failure");
         // The CRC is computed here, on the blocking thread, while earlier
         // parts are on the wire.
@@ -77,8 +79,8 @@ impl Reader {
             (source, result)
         })
         .await
-        .map_err(|e| Error::Local(format!("reader thread failed: {e}")))?;
-        let (buf, crc) = result.map_err(|e| Error::local(format!("reading {}", source.name), e))?;
+        .map_err(|e| Error::local(format!("reader thread failed: {e}")))?;
+        let (buf, crc) = result.map_err(|e| Error::io(format!("reading {}", source.name), e))?;
         self.source = Some(source);
         self.total += buf.len() as u64;
         if !buf.is_empty() {
@@ -88,17 +90,20 @@ impl Reader {
     }
 }
 
-/// Uploads everything `source` yields to `key`, stored as `class` says;
-/// returns the byte count. The integrity manifest of a multipart object is
-/// always [`ObjectClass::Metadata`]: every restore reads it first, so it
-/// must stay readable while the payload is archived.
+/// Uploads everything `source` yields, through `transform`, to `key`,
+/// stored as `class` says; returns the byte count stored. The integrity
+/// manifest of a multipart object is always [`ObjectClass::Metadata`]:
+/// every restore reads it first, so it must stay readable while the
+/// payload is archived.
 pub async fn upload(
     store: Arc<dyn Store>,
     key: &str,
     source: Source,
     transfer: Transfer,
     class: ObjectClass,
+    transform: &dyn Transform,
 ) -> Result<u64> {
+    let source = Source { reader: transform.encode(source.reader)?, name: source.name };
     // A vault takes parts of exactly one size; S3 lets them grow.
     let (plan, part_size) = match store.fixed_part_size(class) {
         Some(size) => (PartPlan::fixed(size), size),
@@ -127,7 +132,7 @@ pub async fn upload(
     let metadata = vec![(META_KEY.to_string(), Record::manifest())];
     let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata, class).await?);
     let note = journal::record(&store.url(key), key, &upload.upload_id());
-    let result = finish_multipart(&*store, key, &upload, &mut reader, first, second, transfer.concurrency).await;
+    let result = finish_multipart(&*store, key, &upload, &mut reader, [first, second], transfer.concurrency).await;
     journal::forget(note);
     result
 }
@@ -137,17 +142,16 @@ async fn finish_multipart(
     key: &str,
     upload: &Arc<dyn MultipartUpload>,
     reader: &mut Reader,
-    first: Part,
-    second: Part,
+    first_two: [Part; 2],
     concurrency: usize,
 ) -> Result<u64> {
-    let parts = match upload_parts(upload, reader, first, second, concurrency).await {
+    let parts = match upload_parts(upload, reader, first_two, concurrency).await {
         Ok(parts) => parts,
         Err(e) => return Err(abort_after(&**upload, e).await),
     };
     // The manifest goes first: once the object is complete, its manifest
     // must already be there for a restore to verify it.
-    let manifest_key = integrity::manifest_key(key);
+    let manifest_key = layout::manifest_key(key);
     let manifest = Manifest::new(std::mem::take(&mut reader.sums));
     let stored = async {
         store.put(&manifest_key, Bytes::from(manifest.to_text()), &Vec::new(), ObjectClass::Metadata).await?;
@@ -170,92 +174,66 @@ async fn put_single(store: &dyn Store, key: &str, part: Part, class: ObjectClass
     Ok(size)
 }
 
+/// The parts in order: the two already read, then the rest of the stream
+/// as uploads make room, until a short or empty part ends it.
+struct Parts<'a> {
+    reader: &'a mut Reader,
+    ready: Vec<Part>,
+    number: u32,
+    ended: bool,
+}
+
+impl Parts<'_> {
+    async fn next(&mut self) -> Result<Option<(u32, Part)>> {
+        if self.ended {
+            return Ok(None);
+        }
+        let part = match self.ready.pop() {
+            Some(part) => part,
+            None => self.reader.next(self.number + 1).await?,
+        };
+        if part.data.is_empty() {
+            self.ended = true;
+            return Ok(None);
+        }
+        if self.number == MAX_PARTS {
+            let option = if self.reader.plan.is_fixed() { "vault_part_size" } else { "backup_multipart_chunksize" };
+            return Err(Error::local(format!("the stream is larger than {MAX_PARTS} parts can hold; raise {option}")));
+        }
+        self.number += 1;
+        // A part shorter than planned is the stream's last.
+        self.ended = (part.data.len() as u64) < self.reader.plan.size(self.number);
+        Ok(Some((self.number, part)))
+    }
+}
+
+/// Uploads every part, `concurrency` at a time; the first failure stops
+/// the stream at once (the parts in flight are dropped).
 async fn upload_parts(
     upload: &Arc<dyn MultipartUpload>,
     reader: &mut Reader,
-    first: Part,
-    second: Part,
+    [first, second]: [Part; 2],
     concurrency: usize,
 ) -> Result<Vec<PartTag>> {
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let mut tasks: JoinSet<Result<PartTag>> = JoinSet::new();
-    let mut tags = Vec::new();
-
-    let spawn = |tasks: &mut JoinSet<Result<PartTag>>, number: u32, part: Part, slot: OwnedSemaphorePermit| {
-        let upload = upload.clone();
-        tasks.spawn(async move {
-            let Part { data, _budget, .. } = part;
-            let tag = upload.put_part(number, data).await;
-            drop(slot);
-            tag
-        });
-    };
-
-    let slot = acquire(&slots, &mut tasks, &mut tags).await?;
-    spawn(&mut tasks, 1, first, slot);
-    let mut number = 2;
-    let mut current = second;
-    loop {
-        let last = (current.data.len() as u64) < reader.plan.size(number);
-        let slot = acquire(&slots, &mut tasks, &mut tags).await?;
-        spawn(&mut tasks, number, current, slot);
-        if last {
-            break;
-        }
-        let next = reader.next(number + 1).await?;
-        reap(&mut tasks, &mut tags)?;
-        if next.data.is_empty() {
-            break;
-        }
-        if number == MAX_PARTS {
-            let option = if reader.plan.is_fixed() { "vault_part_size" } else { "backup_multipart_chunksize" };
-            return Err(Error::Local(format!("the stream is larger than {MAX_PARTS} parts can hold; raise {option}")));
-        }
-        number += 1;
-        current = next;
-    }
-    while let Some(joined) = tasks.join_next().await {
-        tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??);
-    }
-    Ok(tags)
-}
-
-/// Waits for an upload slot, collecting finished parts (and their failures)
-/// meanwhile so an error stops the stream at once.
-async fn acquire(
-    slots: &Arc<Semaphore>,
-    tasks: &mut JoinSet<Result<PartTag>>,
-    tags: &mut Vec<PartTag>,
-) -> Result<OwnedSemaphorePermit> {
-    loop {
-        reap(tasks, tags)?;
-        if let Ok(permit) = slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        match tasks.join_next().await {
-            Some(joined) => tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??),
-            None => {
-                return slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| Error::Local("upload slots closed".to_string()));
+    let parts = Parts { reader, ready: vec![second, first], number: 0, ended: false };
+    futures::stream::try_unfold(parts, |mut parts| async move { Ok(parts.next().await?.map(|item| (item, parts))) })
+        .map_ok(|(number, part): (u32, Part)| {
+            let upload = upload.clone();
+            async move {
+                // The budget is held until the service has the part.
+                let Part { data, _budget, .. } = part;
+                upload.put_part(number, data).await
             }
-        }
-    }
-}
-
-fn reap(tasks: &mut JoinSet<Result<PartTag>>, tags: &mut Vec<PartTag>) -> Result<()> {
-    while let Some(joined) = tasks.try_join_next() {
-        tags.push(joined.map_err(|e| Error::Storage(format!("upload task failed: {e}")))??);
-    }
-    Ok(())
+        })
+        .try_buffer_unordered(concurrency)
+        .try_collect()
+        .await
 }
 
 /// Aborts the upload after `err`; the original error is what gets reported.
 async fn abort_after(upload: &dyn MultipartUpload, err: Error) -> Error {
     if let Err(abort_err) = upload.abort().await {
-        crate::log::warn(&format!("could not abort the failed multipart upload: {abort_err}"));
+        log::warn!("could not abort the failed multipart upload: {abort_err}");
     }
     err
 }

@@ -1,12 +1,20 @@
-//! The storage abstraction: the few operations the commands and the
-//! streaming engine need, with one implementation per kind of service.
+//! The storage abstraction: the few operations the engine and the commands
+//! need, with one implementation per kind of service.
 //!
-//! Commands never name a backend: [`open`] picks the implementation from the
-//! config once, and everything else talks to `dyn Store`. Data moves as whole
-//! in-memory parts and ranges (`Bytes`) because the engine must hold every
-//! part until it is acknowledged (to retry it) and every range until it is
-//! verified (to never emit a wrong byte); streaming bodies would only hide
-//! that buffer, not remove it.
+//! A store moves whole in-memory parts and ranges (`Bytes`), because the
+//! engine must hold every part until it is acknowledged (to retry it) and
+//! every range until it is verified (to never emit a wrong byte); streaming
+//! bodies would only hide that buffer, not remove it. A store knows no
+//! protocol verb and no config file: it is opened from plain settings
+//! ([`Settings`]), answers with typed facts and typed errors, and leaves
+//! every sentence an operator reads to the commands.
+//!
+//! - [`s3`]: Amazon S3 and S3-compatible services; [`glacier`]: a Glacier
+//!   vault for payloads composed with an S3 bucket for everything else;
+//!   [`memory`]: an in-memory store for the engine's and commands' unit
+//!   tests. [`aws`] holds what both AWS clients share (HTTP, proxy, TLS,
+//!   credentials, error classification); [`retry`] the one retry policy;
+//!   [`paging`] the one way to walk a paged listing.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -14,15 +22,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use aws_credential_types::provider::SharedCredentialsProvider;
+use crate::config::RestoreTier;
+use crate::error::{Error, Result};
 
-use crate::config::Config;
-use crate::error::Result;
-
-pub mod catalog;
+pub mod aws;
 pub mod glacier;
+pub mod memory;
+pub mod paging;
 pub mod retry;
 pub mod s3;
+
+pub use retry::RetryPolicy;
 
 /// An object as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +40,8 @@ pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
     /// Stored where it may need a restore before it can be read (an archived
-    /// storage class); `false` means readable now. Ask [`Store::object_state`]
-    /// about cold objects.
+    /// storage class, a vault); `false` means readable now. Ask
+    /// [`Store::object_state`] about cold objects.
     pub cold: bool,
 }
 
@@ -45,34 +55,6 @@ pub enum ObjectClass {
     /// Everything read synchronously: metadata, TOCs, config, report,
     /// integrity manifests, probes. Always readable at once.
     Metadata,
-}
-
-/// How fast (and how dearly) an archived object is brought back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestoreTier {
-    Expedited,
-    Standard,
-    Bulk,
-}
-
-impl RestoreTier {
-    /// `Expedited`, `Standard` or `Bulk`, in any case.
-    pub fn parse(text: &str) -> Option<RestoreTier> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "expedited" => Some(RestoreTier::Expedited),
-            "standard" => Some(RestoreTier::Standard),
-            "bulk" => Some(RestoreTier::Bulk),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestoreTier::Expedited => "Expedited",
-            RestoreTier::Standard => "Standard",
-            RestoreTier::Bulk => "Bulk",
-        }
-    }
 }
 
 /// Whether an object can be read now.
@@ -94,12 +76,21 @@ impl Readiness {
     }
 }
 
-/// An object's readiness and where it is stored (the service's name for
-/// its storage, for messages: `GLACIER`, `DEEP_ARCHIVE`, ...).
+/// Where an object is stored: an S3 storage class, or a vault.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Storage {
+    /// A storage class (`GLACIER`, `DEEP_ARCHIVE`, ...), and the archive
+    /// tier of Intelligent-Tiering when it has one.
+    Class { class: String, archive_tier: Option<String> },
+    /// An archive in this Glacier vault.
+    Vault(String),
+}
+
+/// An object's readiness and where it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectState {
     pub readiness: Readiness,
-    pub storage: String,
+    pub storage: Storage,
 }
 
 /// What a restore request found.
@@ -111,6 +102,54 @@ pub enum RestoreRequested {
     AlreadyRestoring,
     /// The object is readable already (restored, or in instant storage).
     AlreadyReadable,
+}
+
+/// How long a restored copy stays readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreLifetime {
+    /// The days the request asked for.
+    Days(u32),
+    /// This many hours after each retrieval job ends (a vault).
+    HoursAfterJob(u32),
+}
+
+/// Where the credentials come from (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// The static keys of the settings; the key id masked.
+    Static { access_key_id: String },
+    /// The AWS default chain: the provider that answered, the key id
+    /// masked, and whether they are temporary.
+    Chain { provider: String, access_key_id: String, temporary: bool },
+}
+
+/// What a store found (and made) beyond the bucket when asked to prepare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// The vault, as DescribeVault reports it; `created` when this call
+    /// created it.
+    Vault { description: VaultDescription, created: bool },
+    /// The vault's lock (`None`: no lock policy), or why it is unknown.
+    VaultLock(std::result::Result<Option<LockStatus>, String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultDescription {
+    pub name: String,
+    pub arn: Option<String>,
+    pub created_at: Option<String>,
+    pub archives: i64,
+    pub bytes: i64,
+    pub last_inventory: Option<String>,
+}
+
+/// A vault lock as GetVaultLock reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockStatus {
+    pub state: String,
+    pub policy: String,
+    pub creation_date: Option<String>,
+    pub expiration_date: Option<String>,
 }
 
 /// One page of a listing, and where the next one starts.
@@ -145,6 +184,24 @@ impl Fetched {
     }
 }
 
+/// What a [`Store::delete_many`] could not do.
+#[derive(Debug, Default)]
+pub struct DeleteOutcome {
+    /// Keys a retention lock refused to delete (kind
+    /// [`crate::error::Kind::RetentionLocked`]), with the refusal.
+    pub refused: Vec<(String, Error)>,
+    /// Keys not attempted because the store stopped at a refusal.
+    pub untouched: Vec<String>,
+}
+
+/// The most keys one `delete_many` call takes (S3's DeleteObjects limit).
+pub const DELETE_BATCH: usize = 1000;
+
+/// Metadata through which a store hands over the SHA-256 tree hash of a
+/// whole object it read (a Glacier archive), for the engine to check before
+/// the last bytes go out.
+pub const TREE_HASH_META: &str = "gpbackup-tree-hash";
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// `s3://bucket/key`, for messages.
@@ -164,12 +221,12 @@ pub trait Store: Send + Sync {
 
     /// Reads `range` of the object (clipped to its end), returning the bytes
     /// and the object's total size. A range starting at 0 of an empty object
-    /// returns no bytes. `Error::NotFound` when there is no object,
-    /// `Error::Archived` when it must be restored (thawed) first.
+    /// returns no bytes. Kind `NotFound` when there is no object, `Archived`
+    /// when it must be restored (thawed) first.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched>;
 
     /// Whether the object can be read now, and where it is stored.
-    /// `Error::NotFound` when there is no object.
+    /// Kind `NotFound` when there is no object.
     async fn object_state(&self, key: &str) -> Result<ObjectState>;
 
     /// Asks for a readable copy of an archived object for `days` days.
@@ -177,20 +234,18 @@ pub trait Store: Send + Sync {
     /// is readable already.
     async fn request_restore(&self, key: &str, tier: RestoreTier, days: u32) -> Result<RestoreRequested>;
 
-    /// Where the credentials come from (never the secret itself); resolves
-    /// them, so a missing or broken source fails here.
-    async fn credentials_source(&self) -> Result<String>;
-
-    /// The settings in effect, as `(what, value)` lines for `check`:
-    /// endpoint and addressing, storage per object class, encryption.
-    fn settings(&self) -> Vec<(&'static str, String)>;
+    /// Where the credentials come from; resolves them, so a missing or
+    /// broken source fails here.
+    async fn credentials_source(&self) -> Result<CredentialSource>;
 
     /// One page (at most `limit` objects, or the service's page size) of
     /// the objects whose keys start with `prefix`, in key order.
     async fn list_page(&self, prefix: &str, next: Option<String>, limit: Option<usize>) -> Result<ListPage>;
 
     /// Deletes up to [`DELETE_BATCH`] keys; deleting a missing key succeeds.
-    async fn delete_many(&self, keys: &[String]) -> Result<()>;
+    /// Keys a retention lock refuses are reported, not failed; a store may
+    /// stop at the first refusal and report the rest untouched.
+    async fn delete_many(&self, keys: &[String]) -> Result<DeleteOutcome>;
 
     /// Aborts an upload left open by another process; an upload that is
     /// already gone counts as aborted.
@@ -200,10 +255,9 @@ pub trait Store: Send + Sync {
     /// service cannot list them.
     async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>>;
 
-    /// How long a restored copy stays readable, for reports: `days` where
-    /// the request sets it.
-    fn restored_lifetime(&self, days: u32) -> String {
-        format!("readable for {days} days")
+    /// How long a restored copy stays readable when `days` are asked for.
+    fn restore_lifetime(&self, days: u32) -> RestoreLifetime {
+        RestoreLifetime::Days(days)
     }
 
     /// `Some(size)`: every part of an object of `class` but the last must
@@ -214,21 +268,23 @@ pub trait Store: Send + Sync {
     }
 
     /// Checks what the store needs besides the bucket (a vault) and, with
-    /// `create`, creates what is missing; `(what, value)` lines for `check`
-    /// and the setup log.
-    async fn preflight(&self, _create: bool) -> Result<Vec<(&'static str, String)>> {
+    /// `create`, creates what is missing; what it found, for `check` and
+    /// the setup log.
+    async fn prepare(&self, _create: bool) -> Result<Vec<Fact>> {
         Ok(Vec::new())
     }
 
-    /// Keys under `prefix` whose deletion a retention lock refused and that
-    /// were kept for a later `purge`.
+    /// Keeps `key`, whose deletion a retention lock refused, for a later
+    /// `purge`, and deletes what may go of it meanwhile.
+    async fn defer_delete(&self, key: &str) -> Result<()> {
+        Err(Error::service(format!("{} cannot be kept for a later delete here", self.url(key))))
+    }
+
+    /// Keys under `prefix` kept by [`Store::defer_delete`].
     async fn deferred_deletes(&self, _prefix: &str) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
 }
-
-/// The most keys one `delete_many` call takes (S3's DeleteObjects limit).
-pub const DELETE_BATCH: usize = 1000;
 
 #[async_trait]
 pub trait MultipartUpload: Send + Sync {
@@ -242,81 +298,77 @@ pub trait MultipartUpload: Send + Sync {
     async fn abort(&self) -> Result<()>;
 }
 
-/// The store the config selects.
-pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
-    let (bucket, policy, credentials) = bucket(config).await?;
-    match &config.vault {
+/// Administration of a Glacier vault itself (Vault Lock, catalog rebuild),
+/// for the commands that exist for it.
+#[async_trait]
+pub trait VaultAdmin: Send + Sync {
+    fn vault_name(&self) -> &str;
+    /// The vault's lock, or `None` when it has no lock policy.
+    async fn lock_status(&self) -> Result<Option<LockStatus>>;
+    /// Installs `policy` as the vault's lock policy (state InProgress);
+    /// returns the lock id.
+    async fn lock_initiate(&self, policy: &str) -> Result<String>;
+    async fn lock_complete(&self, lock_id: &str) -> Result<()>;
+    async fn lock_abort(&self) -> Result<()>;
+    /// Starts an inventory-retrieval job (or finds one under way or done);
+    /// returns its id.
+    async fn inventory_job(&self) -> Result<String>;
+    /// `None` while the job runs; the inventory's archives once it is done.
+    async fn inventory(&self, job_id: &str) -> Result<Option<Vec<InventoryArchive>>>;
+    /// Writes the catalog entry of an inventoried archive of this plugin,
+    /// unless the key has one. Returns the key when an entry was written.
+    async fn restore_entry(&self, archive: &InventoryArchive) -> Result<Option<String>>;
+}
+
+/// One archive of a vault inventory.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InventoryArchive {
+    pub archive_id: String,
+    #[serde(default)]
+    pub archive_description: String,
+    #[serde(default)]
+    pub creation_date: String,
+    pub size: u64,
+    #[serde(rename = "SHA256TreeHash")]
+    pub sha256_tree_hash: String,
+}
+
+/// Everything a store is opened from: the bucket's settings and, for
+/// `storage: glacier`, the vault's.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub s3: s3::S3Settings,
+    pub vault: Option<glacier::VaultSettings>,
+    pub retry: RetryPolicy,
+}
+
+/// The store the settings select, with retries. Opening sends no request.
+pub async fn open(settings: &Settings) -> Result<Arc<dyn Store>> {
+    let (bucket, credentials) = bucket(settings).await?;
+    match &settings.vault {
         None => Ok(bucket),
         // The vault store retries its own requests: one of its writes is
         // two requests (archive, then catalog entry), of which only the
         // failed one may be repeated.
-        Some(_) => Ok(Arc::new(glacier::GlacierStore::new(config, bucket, policy, credentials)?)),
-    }
-}
-
-/// The vault of a `storage: glacier` config, for the commands that
-/// administer the vault itself (Vault Lock, catalog rebuild).
-pub async fn open_vault(config: &Config) -> Result<glacier::GlacierStore> {
-    if config.vault.is_none() {
-        return Err(crate::error::Error::Config(
-            "this command needs a vault: set storage: glacier and vault in the plugin config".to_string(),
-        ));
-    }
-    let (bucket, policy, credentials) = bucket(config).await?;
-    glacier::GlacierStore::new(config, bucket, policy, credentials)
-}
-
-/// The bucket with retries, the retry policy of the config, and the
-/// credentials (set up once: a vault store signs with the same).
-async fn bucket(config: &Config) -> Result<(Arc<dyn Store>, retry::RetryPolicy, SharedCredentialsProvider)> {
-    let policy = retry::RetryPolicy {
-        max_attempts: config.retry_max_attempts,
-        budget: config.retry_time_budget,
-        ..retry::RetryPolicy::default()
-    };
-    let credentials = s3::credentials(config).await;
-    let bucket = Arc::new(retry::Retrying::new(Arc::new(s3::S3Store::new(config, credentials.clone())?), policy));
-    Ok((bucket, policy, credentials))
-}
-
-/// Every key under `prefix`, all pages.
-pub async fn list_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut next = None;
-    loop {
-        let page = store.list_page(prefix, next, None).await?;
-        keys.extend(page.objects.into_iter().map(|o| o.key));
-        match page.next {
-            Some(token) => next = Some(token),
-            None => return Ok(keys),
+        Some(vault) => {
+            Ok(Arc::new(glacier::GlacierStore::new(vault, &settings.s3, bucket, settings.retry, credentials)?))
         }
     }
 }
 
-/// Deletes every object under `prefix`, a listing page at a time so memory
-/// stays flat however many objects there are. Returns how many were deleted.
-///
-/// Cold payloads go first, everything readable after: a vault archive
-/// whose deletion a retention lock refuses then stops the delete before the
-/// backup's metadata is touched (or, deferred, keeps its catalog entry).
-pub async fn delete_prefix(store: &dyn Store, prefix: &str) -> Result<u64> {
-    let mut deleted = 0;
-    for cold in [true, false] {
-        let mut next = None;
-        loop {
-            // A continuation token names the last key listed, so it stays
-            // valid while the keys before it are deleted.
-            let page = store.list_page(prefix, next, None).await?;
-            let keys: Vec<String> = page.objects.into_iter().filter(|o| o.cold == cold).map(|o| o.key).collect();
-            for batch in keys.chunks(DELETE_BATCH) {
-                store.delete_many(batch).await?;
-                deleted += batch.len() as u64;
-            }
-            match page.next {
-                Some(token) => next = Some(token),
-                None => break,
-            }
-        }
-    }
-    Ok(deleted)
+/// The vault of the settings, for the commands that administer it; `None`
+/// when the settings name no vault.
+pub async fn open_vault(settings: &Settings) -> Result<Option<Arc<dyn VaultAdmin>>> {
+    let Some(vault) = &settings.vault else { return Ok(None) };
+    let (bucket, credentials) = bucket(settings).await?;
+    Ok(Some(Arc::new(glacier::GlacierStore::new(vault, &settings.s3, bucket, settings.retry, credentials)?)))
+}
+
+/// The bucket with retries, and its credentials (a vault store signs with
+/// the same).
+async fn bucket(settings: &Settings) -> Result<(Arc<dyn Store>, aws::Credentials)> {
+    let credentials = aws::credentials(&settings.s3.connection).await;
+    let s3 = s3::S3Store::new(&settings.s3, credentials.clone())?;
+    Ok((Arc::new(retry::Retrying::new(Arc::new(s3), settings.retry)), credentials))
 }

@@ -2,13 +2,14 @@
 //!
 //! A backup must survive what a busy object store does all day: throttling
 //! (503 SlowDown, 429), other 5xx, connections reset mid-body, responses cut
-//! short, timeouts. Each request that fails with [`Error::Transient`] is sent
+//! short, timeouts. Each request that fails with a transient error is sent
 //! again, with the same bytes (the engine still holds the part or knows the
 //! range), after an exponential backoff with full jitter, until it succeeds,
 //! the attempts run out, or the time budget of the whole command is spent.
 //! Only that one request is repeated, never the stream. Every retry is
 //! logged to the plugin's log file (never to stderr, which gpbackup_helper
-//! treats as failure).
+//! treats as failure). An error given up on is marked, so nothing above
+//! retries it again.
 
 use std::future::Future;
 use std::ops::Range;
@@ -20,10 +21,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectState, PartTag, RestoreRequested, RestoreTier,
-    Store,
+    CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectState,
+    PartTag, RestoreLifetime, RestoreRequested, Store,
 };
-use crate::error::{Error, Result};
+use crate::config::RestoreTier;
+use crate::error::Result;
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,56 +49,67 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Runs single requests per a policy: the one retry mechanism, used by
+/// [`Retrying`] for every store request and by the vault store for its
+/// own vault requests.
+#[derive(Clone)]
+pub struct Retry(Arc<Shared>);
+
 struct Shared {
     policy: RetryPolicy,
     started: Instant,
     seed: AtomicU64,
 }
 
-impl Shared {
-    fn new(policy: RetryPolicy) -> Shared {
+impl Retry {
+    pub fn new(policy: RetryPolicy) -> Retry {
         let seed = (std::process::id() as u64) << 32
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
             | 1;
-        Shared { policy, started: Instant::now(), seed: AtomicU64::new(seed) }
+        Retry(Arc::new(Shared { policy, started: Instant::now(), seed: AtomicU64::new(seed) }))
     }
 
     /// Full jitter: a uniform delay up to the exponential cap, so the many
     /// plugin processes of a cluster do not retry in lockstep.
     fn delay(&self, attempt: u32) -> Duration {
-        let cap = self.policy.base_delay.saturating_mul(1 << attempt.min(16)).min(self.policy.max_delay);
+        let policy = &self.0.policy;
+        let cap = policy.base_delay.saturating_mul(1 << attempt.min(16)).min(policy.max_delay);
         // xorshift64: enough randomness for jitter without another crate.
-        let mut x = self.seed.load(Ordering::Relaxed);
+        let mut x = self.0.seed.load(Ordering::Relaxed);
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        self.seed.store(x, Ordering::Relaxed);
+        self.0.seed.store(x, Ordering::Relaxed);
         Duration::from_nanos(x % (cap.as_nanos() as u64).max(1))
     }
 
-    async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    /// Runs `op` until it succeeds, fails for good, or the attempts or the
+    /// time budget run out; `what` names the request in log lines.
+    pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let policy = &self.0.policy;
         let mut attempt = 1;
         loop {
             match op().await {
-                Err(Error::Transient(msg)) => {
+                Err(e) if e.retryable() => {
                     let delay = self.delay(attempt);
-                    let out_of_time = self.started.elapsed() + delay > self.policy.budget;
-                    if attempt >= self.policy.max_attempts || out_of_time {
+                    let out_of_time = self.0.started.elapsed() + delay > policy.budget;
+                    if attempt >= policy.max_attempts || out_of_time {
                         let why = if out_of_time { "retry time budget spent" } else { "attempts exhausted" };
-                        return Err(Error::Storage(format!("{msg} (gave up after {attempt} attempts: {why})")));
+                        return Err(e.append(&format!(" (gave up after {attempt} attempts: {why})")).retries_spent());
                     }
-                    crate::log::warn(&format!(
-                        "{what}: attempt {attempt} of {} failed, retrying in {} ms: {msg}",
-                        self.policy.max_attempts,
-                        delay.as_millis()
-                    ));
+                    log::warn!(
+                        "{what}: attempt {attempt} of {} failed, retrying in {} ms: {}",
+                        policy.max_attempts,
+                        delay.as_millis(),
+                        e.message()
+                    );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -106,34 +119,15 @@ impl Shared {
     }
 }
 
-/// Retries single requests per a policy, for stores that make requests of
-/// their own besides those of a wrapped store (the Glacier vault).
-#[derive(Clone)]
-pub struct Retrier(Arc<Shared>);
-
-impl Retrier {
-    pub fn new(policy: RetryPolicy) -> Retrier {
-        Retrier(Arc::new(Shared::new(policy)))
-    }
-
-    pub async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        self.0.run(what, op).await
-    }
-}
-
 /// Wraps a store so that every request is retried per `policy`.
 pub struct Retrying {
     inner: Arc<dyn Store>,
-    shared: Arc<Shared>,
+    shared: Retry,
 }
 
 impl Retrying {
     pub fn new(inner: Arc<dyn Store>, policy: RetryPolicy) -> Retrying {
-        Retrying { inner, shared: Arc::new(Shared::new(policy)) }
+        Retrying { inner, shared: Retry::new(policy) }
     }
 }
 
@@ -174,12 +168,8 @@ impl Store for Retrying {
         self.shared.run(&what, || self.inner.request_restore(key, tier, days)).await
     }
 
-    async fn credentials_source(&self) -> Result<String> {
+    async fn credentials_source(&self) -> Result<CredentialSource> {
         self.shared.run("resolve credentials", || self.inner.credentials_source()).await
-    }
-
-    fn settings(&self) -> Vec<(&'static str, String)> {
-        self.inner.settings()
     }
 
     async fn list_page(&self, prefix: &str, next: Option<String>, limit: Option<usize>) -> Result<ListPage> {
@@ -187,7 +177,7 @@ impl Store for Retrying {
         self.shared.run(&what, || self.inner.list_page(prefix, next.clone(), limit)).await
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+    async fn delete_many(&self, keys: &[String]) -> Result<DeleteOutcome> {
         let what = format!("delete {} objects", keys.len());
         self.shared.run(&what, || self.inner.delete_many(keys)).await
     }
@@ -206,12 +196,17 @@ impl Store for Retrying {
         self.inner.fixed_part_size(class)
     }
 
-    fn restored_lifetime(&self, days: u32) -> String {
-        self.inner.restored_lifetime(days)
+    fn restore_lifetime(&self, days: u32) -> RestoreLifetime {
+        self.inner.restore_lifetime(days)
     }
 
-    async fn preflight(&self, create: bool) -> Result<Vec<(&'static str, String)>> {
-        self.shared.run("preflight", || self.inner.preflight(create)).await
+    async fn prepare(&self, create: bool) -> Result<Vec<Fact>> {
+        self.shared.run("prepare", || self.inner.prepare(create)).await
+    }
+
+    async fn defer_delete(&self, key: &str) -> Result<()> {
+        let what = format!("keep {} for a later delete", self.url(key));
+        self.shared.run(&what, || self.inner.defer_delete(key)).await
     }
 
     async fn deferred_deletes(&self, prefix: &str) -> Result<Vec<String>> {
@@ -222,7 +217,7 @@ impl Store for Retrying {
 
 struct RetryingUpload {
     inner: Box<dyn MultipartUpload>,
-    shared: Arc<Shared>,
+    shared: Retry,
     url: String,
 }
 
@@ -251,11 +246,16 @@ impl MultipartUpload for RetryingUpload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{Error, Kind};
+
+    fn quick(max_attempts: u32) -> Retry {
+        Retry::new(RetryPolicy { max_attempts, base_delay: Duration::from_millis(1), ..RetryPolicy::default() })
+    }
 
     #[test]
     fn delays_are_jittered_and_capped() {
-        let shared = Shared { policy: RetryPolicy::default(), started: Instant::now(), seed: AtomicU64::new(12345) };
-        let delays: Vec<Duration> = (1..=20).map(|a| shared.delay(a)).collect();
+        let retry = Retry::new(RetryPolicy::default());
+        let delays: Vec<Duration> = (1..=20).map(|a| retry.delay(a)).collect();
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(20)));
         assert!(delays[0] <= Duration::from_millis(200));
         let distinct: std::collections::HashSet<_> = delays.iter().collect();
@@ -264,35 +264,48 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn transient_errors_are_retried_until_the_attempts_run_out() {
-        let policy = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(1), ..RetryPolicy::default() };
-        let shared = Shared { policy, started: Instant::now(), seed: AtomicU64::new(7) };
+        let retry = quick(3);
         let calls = AtomicU64::new(0);
-        let result: Result<()> = shared
+        let result: Result<()> = retry
             .run("op", || {
                 calls.fetch_add(1, Ordering::Relaxed);
-                async { Err(Error::Transient("503 SlowDown".into())) }
+                async { Err(Error::transient("503 SlowDown")) }
             })
             .await;
         assert_eq!(calls.load(Ordering::Relaxed), 3);
-        assert!(matches!(result, Err(Error::Storage(m)) if m.contains("gave up after 3 attempts")));
+        let e = result.unwrap_err();
+        assert!(e.message().contains("gave up after 3 attempts") && !e.retryable(), "{e}");
 
         let calls = AtomicU64::new(0);
-        let result = shared
+        let result = retry
             .run("op", || {
                 let n = calls.fetch_add(1, Ordering::Relaxed);
-                async move { if n < 2 { Err(Error::Transient("reset".into())) } else { Ok(n) } }
+                async move { if n < 2 { Err(Error::transient("reset")) } else { Ok(n) } }
             })
             .await;
         assert_eq!(result.unwrap(), 2);
 
         let calls = AtomicU64::new(0);
-        let result: Result<()> = shared
+        let result: Result<()> = retry
             .run("op", || {
                 calls.fetch_add(1, Ordering::Relaxed);
-                async { Err(Error::Storage("403 AccessDenied".into())) }
+                async { Err(Error::new(Kind::AccessDenied, "403 AccessDenied")) }
             })
             .await;
         assert_eq!(calls.load(Ordering::Relaxed), 1, "permanent errors are not retried");
+        assert!(result.is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_error_given_up_on_below_is_not_retried_again() {
+        let calls = AtomicU64::new(0);
+        let result: Result<()> = quick(5)
+            .run("op", || {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Err(Error::transient("503").retries_spent()) }
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
         assert!(result.is_err());
     }
 }

@@ -16,26 +16,15 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use super::VaultSettings;
 use crate::error::{Error, Result};
 use crate::store::Metadata;
-
-/// What follows a payload key in its catalog entry's key.
-pub const SUFFIX: &str = ".gpbackup_vault";
 /// What every description this plugin writes starts with (printable ASCII,
 /// never a leading space: Glacier strips those).
 pub const DESCRIPTION_PREFIX: &str = "gpbkp1 ";
 /// Glacier's limit on archive descriptions.
 pub const MAX_DESCRIPTION: usize = 1024;
 const FORMAT: u32 = 1;
-
-pub fn entry_key(key: &str) -> String {
-    format!("{key}{SUFFIX}")
-}
-
-/// The payload key an entry key belongs to.
-pub fn payload_key(entry_key: &str) -> Option<&str> {
-    entry_key.strip_suffix(SUFFIX).filter(|k| !k.is_empty())
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -83,9 +72,9 @@ impl Entry {
 
     pub fn parse(data: &[u8], url: &str) -> Result<Entry> {
         let entry: Entry = serde_json::from_slice(data)
-            .map_err(|e| Error::Integrity(format!("catalog entry {url} is damaged: {e}")))?;
+            .map_err(|e| Error::integrity(format!("catalog entry {url} is damaged: {e}")))?;
         if entry.format != FORMAT {
-            return Err(Error::Integrity(format!(
+            return Err(Error::integrity(format!(
                 "catalog entry {url} has format {} (this plugin reads format {FORMAT})",
                 entry.format
             )));
@@ -93,7 +82,7 @@ impl Entry {
         Ok(entry)
     }
 
-    pub fn new(key: &str, vault: &crate::config::Vault, region: &str) -> Entry {
+    pub fn new(key: &str, vault: &VaultSettings, region: &str) -> Entry {
         Entry {
             format: FORMAT,
             key: key.to_string(),
@@ -102,7 +91,7 @@ impl Entry {
             account_id: vault.account_id.clone(),
             archive_id: None,
             size: 0,
-            tree_hash: crate::treehash::to_hex(&crate::treehash::tree_hash(b"")),
+            tree_hash: super::treehash::to_hex(&super::treehash::tree_hash(b"")),
             part_size: 0,
             uploaded_at: now(),
             description: String::new(),
@@ -143,7 +132,7 @@ pub fn describe(key: &str, metadata: &Metadata) -> Result<String> {
     if bare.len() <= MAX_DESCRIPTION {
         return Ok(bare);
     }
-    Err(Error::Local(format!(
+    Err(Error::local(format!(
         "key {key} is too long to be recorded in a Glacier archive description ({MAX_DESCRIPTION} characters); \
          use a shorter folder"
     )))
@@ -160,14 +149,6 @@ pub fn parse_description(text: &str) -> Option<Described> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entry_keys() {
-        let key = "f/backups/20250101/20250101010101/gpbackup_0_20250101010101_16384.gz";
-        assert_eq!(payload_key(&entry_key(key)), Some(key));
-        assert_eq!(payload_key("f/x.gpbackup_manifest"), None);
-        assert_eq!(payload_key(SUFFIX), None);
-    }
 
     #[test]
     fn descriptions_round_trip_and_stay_printable() {
@@ -197,13 +178,7 @@ mod tests {
 
     #[test]
     fn catalog_round_trip() {
-        let vault = crate::config::Vault {
-            name: "v1".into(),
-            account_id: "-".into(),
-            endpoint: None,
-            part_size: 1 << 24,
-            on_retention_locked: crate::config::OnRetentionLocked::Fail,
-        };
+        let vault = VaultSettings { name: "v1".into(), account_id: "-".into(), endpoint: None, part_size: 1 << 24 };
         let mut entry = Entry::new("f/k", &vault, "us-east-1");
         entry.archive_id = Some("abc-_123".into());
         entry.size = 42;

@@ -1,0 +1,85 @@
+//! What every command that touches storage needs: the config (its secrets
+//! registered for redaction) and the store it selects, opened from plain
+//! settings built here, the one place that knows both the config file and
+//! the stores' settings.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::{Identity, Transform};
+use crate::error::Result;
+use crate::store::{self, RetryPolicy, Settings, Store, aws, glacier::VaultSettings, s3::S3Settings};
+
+pub struct Context {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+}
+
+impl Context {
+    /// Loads the config and opens the store it selects. Opening sends no
+    /// request.
+    pub async fn open(config_path: &Path) -> Result<Context> {
+        let config = load_config(config_path)?;
+        let store = store::open(&store_settings(&config)).await?;
+        Ok(Context { config, store })
+    }
+
+    /// The transform between gpbackup's streams and the stored bytes.
+    pub fn transform(&self) -> &'static dyn Transform {
+        &Identity
+    }
+}
+
+/// Reads and validates the config, registering its secrets for redaction
+/// (and the config for the wording of errors).
+pub fn load_config(path: &Path) -> Result<Config> {
+    let config = Config::load(path)?;
+    crate::log::set_secrets(&config.secrets.0);
+    let _ = LOADED.set(config.clone());
+    Ok(config)
+}
+
+/// The config this process loaded, if any.
+pub(super) fn loaded() -> Option<&'static Config> {
+    LOADED.get()
+}
+
+static LOADED: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+
+/// The stores' settings of a config.
+pub fn store_settings(config: &Config) -> Settings {
+    let connection = aws::Connection {
+        region: config.region.clone(),
+        keys: config.keys.clone(),
+        http_proxy: config.http_proxy.clone(),
+        no_proxy: config.no_proxy.clone(),
+        ca_cert: config.ca_cert.clone(),
+        connect_timeout: config.connect_timeout,
+        read_timeout: config.read_timeout,
+    };
+    Settings {
+        s3: S3Settings {
+            connection,
+            bucket: config.bucket.clone(),
+            endpoint: config.endpoint.clone(),
+            force_path_style: config.force_path_style,
+            bucket_in_endpoint: config.remove_duplicate_bucket,
+            payload_class: config.storage_class.clone(),
+            metadata_class: config.metadata_storage_class.clone(),
+            encryption: config.encryption.clone(),
+            tags: config.object_tags.clone(),
+        },
+        vault: config.vault.as_ref().map(|v| VaultSettings {
+            name: v.name.clone(),
+            account_id: v.account_id.clone(),
+            endpoint: v.endpoint.clone(),
+            part_size: v.part_size,
+        }),
+        retry: RetryPolicy {
+            max_attempts: config.retry_max_attempts,
+            budget: config.retry_time_budget,
+            ..RetryPolicy::default()
+        },
+    }
+}

@@ -1,0 +1,463 @@
+//! The plugin configuration: the YAML file gpbackup hands to every call,
+//! turned into plain typed settings.
+//!
+//! gpbackup writes `executablepath` plus a flat `options` map of strings, and
+//! adds keys of its own (`pgport`, `backup_plugin_version`, ...). We accept
+//! every option the Go reference plugin accepts, with the same meaning, plus
+//! our own; [`options`] is the table of them all. Unknown keys are refused
+//! by name, because a misspelt option that is silently ignored (say
+//! `bucket_name`) is worse than a failed backup. Every problem in one file is
+//! reported together, in one line, so an operator fixes the file once.
+//!
+//! This is a leaf: it knows nothing of stores, the engine or commands.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::size::MIB;
+
+pub mod options;
+mod sse;
+pub mod values;
+mod vault;
+
+pub use sse::{CustomerKey, Encryption, read_customer_key};
+pub use values::{ARCHIVED_CLASSES, STORAGE_CLASSES, parse_duration};
+pub use vault::{MAX_VAULT_PART_SIZE, MIN_VAULT_PART_SIZE, OnRetentionLocked, Vault};
+
+use values::{Values, endpoint_url, parse_tags};
+
+/// S3's smallest allowed part (except the last) and largest allowed part.
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
+/// More parallel requests than this per process only adds contention.
+pub const MAX_CONCURRENCY: usize = 64;
+/// The longest a restored copy may be asked to stay (ten years).
+pub const MAX_RESTORE_DAYS: u32 = 3650;
+
+/// Static credentials from the config file. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for StaticKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticKeys")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// How a stream is cut into requests in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// First part (upload) or range (download) size in bytes.
+    pub part_size: u64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub executable_path: String,
+    pub region: String,
+    /// Full URL with scheme, or `None` for AWS's own endpoint of `region`.
+    pub endpoint: Option<String>,
+    pub keys: Option<StaticKeys>,
+    pub bucket: String,
+    /// Normalised: no leading, trailing or doubled slashes; never empty.
+    pub folder: String,
+    /// TLS on (the Go plugin's `encryption` means TLS, not SSE).
+    pub tls: bool,
+    pub http_proxy: Option<String>,
+    pub backup: Transfer,
+    pub restore: Transfer,
+    /// Send requests to `<endpoint>/<key>`: the endpoint itself selects the bucket.
+    pub remove_duplicate_bucket: bool,
+    /// Attempts per request, the first included (`retry_max_attempts`).
+    pub retry_max_attempts: u32,
+    /// No retry starts after this much time into a command (`retry_time_budget`).
+    pub retry_time_budget: Duration,
+    /// `<endpoint>/<bucket>/<key>` rather than `<bucket>.<endpoint>/<key>`.
+    pub force_path_style: bool,
+    /// Storage class of `backup_data` payloads; `None`: the bucket's default.
+    pub storage_class: Option<String>,
+    /// Storage class of everything else (metadata, TOCs, reports, manifests).
+    pub metadata_storage_class: Option<String>,
+    pub encryption: Encryption,
+    /// Extra trusted root certificates (PEM) for the endpoint's TLS.
+    pub ca_cert: Option<CaCert>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// Hosts reached without the proxy (comma-separated NO_PROXY rules).
+    pub no_proxy: Option<String>,
+    /// Tags set on every object the plugin writes.
+    pub object_tags: Vec<(String, String)>,
+    /// How archived objects are brought back (thaw, restore setup).
+    pub thaw: Thaw,
+    /// `storage: glacier`: payloads go to this Glacier vault; `None`: S3 only.
+    pub vault: Option<Vault>,
+    /// The option values that must never appear in logs, errors or uploads.
+    pub secrets: Secrets,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaCert {
+    pub file: String,
+    pub pem: Vec<u8>,
+}
+
+impl fmt::Debug for CaCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaCert({}, {} bytes)", self.file, self.pem.len())
+    }
+}
+
+/// How fast (and how dearly) an archived object is brought back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTier {
+    Expedited,
+    Standard,
+    Bulk,
+}
+
+impl RestoreTier {
+    /// `Expedited`, `Standard` or `Bulk`, in any case.
+    pub fn parse(text: &str) -> Option<RestoreTier> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "expedited" => Some(RestoreTier::Expedited),
+            "standard" => Some(RestoreTier::Standard),
+            "bulk" => Some(RestoreTier::Bulk),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreTier::Expedited => "Expedited",
+            RestoreTier::Standard => "Standard",
+            RestoreTier::Bulk => "Bulk",
+        }
+    }
+}
+
+/// Restores of archived objects: defaults of `thaw` and of the restore setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thaw {
+    pub tier: RestoreTier,
+    /// Days a restored copy stays readable.
+    pub days: u32,
+    /// How long `setup_plugin_for_restore` waits for restores (0: not at all).
+    pub wait_timeout: Duration,
+    /// `setup_plugin_for_restore` requests the restores itself.
+    pub auto: bool,
+}
+
+/// Secret option values; `Debug` shows only how many there are.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secrets(pub Vec<String>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets(<{} redacted>)", self.0.len())
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    executablepath: Option<serde_yaml::Value>,
+    options: Option<serde_yaml::Value>,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("cannot read config file {}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|e| e.context(&format!("config file {}", path.display())))
+    }
+
+    /// Parses and validates config text; all problems are reported at once.
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        let (executable_path, map, mut problems) = read_file(text)?;
+        let mut values = Values::new(map);
+        values.problems.append(&mut problems);
+        let config = Config::from_values(executable_path, &mut values);
+        if values.problems.is_empty() { Ok(config) } else { Err(Error::config(values.problems.join("; "))) }
+    }
+
+    fn from_values(executable_path: String, v: &mut Values) -> Config {
+        let unknown: Vec<String> =
+            v.keys().filter(|k| options::spec(k).is_none()).map(|k| format!("unknown option {k}")).collect();
+        v.problems.extend(unknown);
+
+        let bucket = v.given("bucket").unwrap_or_default().to_string();
+        if bucket.is_empty() {
+            v.problem("bucket is required and cannot be empty");
+        } else if bucket.contains('/') {
+            v.problem(format!("bucket {bucket} must be a bucket name, without slashes"));
+        }
+        let folder = crate::layout::normalise_folder(v.given("folder").unwrap_or_default());
+        if folder.is_empty() {
+            v.problem("folder is required and cannot be empty or /");
+        }
+
+        let tls = v.on_off("encryption", " (it switches TLS)").unwrap_or(true);
+        let endpoint = v.given("endpoint").map(|e| endpoint_url(e, tls));
+        let region = match (v.given("region"), &endpoint) {
+            (Some(r), _) => r.to_string(),
+            // S3-compatible servers sign with a region too; us-east-1 is what
+            // MinIO and Garage expect when none is configured.
+            (None, Some(_)) => "us-east-1".to_string(),
+            (None, None) => {
+                v.problem("region or endpoint is required");
+                String::new()
+            }
+        };
+        let keys = static_keys(v);
+
+        let part =
+            |v: &mut Values, key| v.size(key, MIN_PART_SIZE..=MAX_PART_SIZE, "between 5MB and 5GB").unwrap_or_default();
+        let count = |v: &mut Values, key| {
+            v.count(key, 1..=MAX_CONCURRENCY, &format!("a whole number from 1 to {MAX_CONCURRENCY}"))
+                .unwrap_or_default()
+        };
+        let backup = Transfer {
+            part_size: part(v, "backup_multipart_chunksize"),
+            concurrency: count(v, "backup_max_concurrent_requests"),
+        };
+        let restore = Transfer {
+            part_size: part(v, "restore_multipart_chunksize"),
+            concurrency: count(v, "restore_max_concurrent_requests"),
+        };
+
+        let remove_duplicate_bucket = v.boolean("remove_duplicate_bucket").unwrap_or_default();
+        if remove_duplicate_bucket && endpoint.is_none() {
+            v.problem("remove_duplicate_bucket needs an endpoint");
+        }
+        let force_path_style = match v.boolean("force_path_style") {
+            Some(false) if remove_duplicate_bucket => {
+                v.problem(
+                    "force_path_style: false contradicts remove_duplicate_bucket: true (drop the bucket from the \
+                     endpoint and use force_path_style: false alone)",
+                );
+                true
+            }
+            Some(value) => value,
+            // Path-style for S3-compatible servers, as the Go plugin always did:
+            // their buckets rarely have DNS names. AWS itself: virtual-host.
+            None => endpoint.is_some(),
+        };
+
+        let storage_class = v.storage_class("storage_class");
+        let metadata_storage_class = v.storage_class("metadata_storage_class");
+        if let Some(class) = &metadata_storage_class
+            && ARCHIVED_CLASSES.contains(&class.as_str())
+        {
+            v.problem(format!(
+                "metadata_storage_class {class} is an archived class: gprestore and gpbackup --incremental read \
+                 metadata files at once, so they need an instant-access class (STANDARD, STANDARD_IA, \
+                 INTELLIGENT_TIERING, GLACIER_IR, ...)"
+            ));
+        }
+
+        let mut secrets: Vec<String> =
+            options::secret_names().filter_map(|name| v.given(name)).map(str::to_string).collect();
+        let encryption = sse::parse(v, &mut secrets);
+        let ca_cert = ca_cert(v, endpoint.as_deref());
+
+        let connect_timeout = v.duration("connect_timeout", false).unwrap_or_default();
+        let read_timeout = v.duration("read_timeout", false).unwrap_or_default();
+        let no_proxy = v.given("no_proxy").map(|rules| rules.split(',').map(str::trim).collect::<Vec<_>>().join(","));
+        let object_tags = match v.given("object_tags").map(parse_tags) {
+            None => Vec::new(),
+            Some(Ok(tags)) => tags,
+            Some(Err(why)) => {
+                v.problem(format!("object_tags: {why}"));
+                Vec::new()
+            }
+        };
+        let thaw = thaw(v);
+
+        for key in ["restore_subset", "password_encryption", "replication"] {
+            v.on_off(key, "");
+        }
+        let http_proxy = v.given("http_proxy").map(str::to_string);
+        if let Some(p) = &http_proxy
+            && !(p.starts_with("http://") || p.starts_with("https://"))
+        {
+            v.problem("http_proxy must be a URL starting with http:// or https://");
+        }
+        let retry_max_attempts =
+            v.count("retry_max_attempts", 1..=100, "a whole number from 1 to 100").unwrap_or_default();
+        let retry_time_budget = v.duration("retry_time_budget", false).unwrap_or_default();
+        let vault = vault::parse(v, tls);
+
+        Config {
+            executable_path,
+            region,
+            endpoint,
+            keys,
+            bucket,
+            folder,
+            tls,
+            http_proxy,
+            backup,
+            restore,
+            remove_duplicate_bucket,
+            retry_max_attempts,
+            retry_time_budget,
+            force_path_style,
+            storage_class,
+            metadata_storage_class,
+            encryption,
+            ca_cert,
+            connect_timeout,
+            read_timeout,
+            no_proxy,
+            object_tags,
+            thaw,
+            vault,
+            secrets: Secrets(secrets),
+        }
+    }
+}
+
+impl Config {
+    /// What a delete does when a retention lock refuses it.
+    pub fn on_retention_locked(&self) -> OnRetentionLocked {
+        self.vault.as_ref().map_or(OnRetentionLocked::Fail, |v| v.on_retention_locked)
+    }
+}
+
+/// The YAML file's two keys: `executablepath` and the `options` map as
+/// strings, with the structural problems found.
+/// `executablepath`, the options as strings, and the problems found.
+type FileParts = (String, BTreeMap<String, String>, Vec<String>);
+
+fn read_file(text: &str) -> Result<FileParts, Error> {
+    let raw: RawFile = serde_yaml::from_str(text).map_err(|e| {
+        // serde_yaml messages are single-line and carry the position; they
+        // never echo scalar values, so no secret can leak through them.
+        Error::config(format!("invalid YAML: {}", one_line(&e.to_string())))
+    })?;
+    let mut problems = Vec::new();
+    let executable_path = match raw.executablepath.as_ref().map(scalar) {
+        Some(Some(s)) if !s.is_empty() => s,
+        Some(None) => {
+            problems.push("executablepath must be a string".to_string());
+            String::new()
+        }
+        _ => {
+            problems.push("executablepath is required and cannot be empty".to_string());
+            String::new()
+        }
+    };
+    let mut map = BTreeMap::new();
+    match raw.options {
+        None | Some(serde_yaml::Value::Null) => problems.push("options is required (a map of option: value)".into()),
+        Some(serde_yaml::Value::Mapping(mapping)) => {
+            for (k, v) in mapping {
+                let Some(key) = scalar(&k) else {
+                    problems.push("options has a key that is not a string".to_string());
+                    continue;
+                };
+                match scalar(&v) {
+                    Some(value) => {
+                        map.insert(key, value);
+                    }
+                    None => problems.push(format!("option {key} must be a single value, not a list or map")),
+                }
+            }
+        }
+        Some(_) => problems.push("options must be a map of option: value".to_string()),
+    }
+    Ok((executable_path, map, problems))
+}
+
+/// A YAML scalar as the string gpbackup would have written; `None` for
+/// sequences and maps. `~`/null is the empty string, as an unquoted empty
+/// value is in the Go plugin's string-typed struct.
+fn scalar(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml::Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn static_keys(v: &mut Values) -> Option<StaticKeys> {
+    match (v.given("aws_access_key_id"), v.given("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => Some(StaticKeys {
+            access_key_id: id.to_string(),
+            secret_access_key: secret.to_string(),
+            session_token: v.given("aws_session_token").map(str::to_string),
+        }),
+        (None, None) => {
+            if v.given("aws_session_token").is_some() {
+                v.problem("aws_session_token needs aws_access_key_id and aws_secret_access_key");
+            }
+            None
+        }
+        (Some(_), None) => {
+            v.problem("aws_secret_access_key is required when aws_access_key_id is set");
+            None
+        }
+        (None, Some(_)) => {
+            v.problem("aws_access_key_id is required when aws_secret_access_key is set");
+            None
+        }
+    }
+}
+
+fn ca_cert(v: &mut Values, endpoint: Option<&str>) -> Option<CaCert> {
+    let file = v.given("ca_cert_file")?.to_string();
+    if endpoint.is_some_and(|e| e.starts_with("http://")) {
+        v.problem("ca_cert_file needs TLS, but the endpoint is http:// (encryption: off)");
+    }
+    let pem = match std::fs::read(&file) {
+        Ok(pem) => pem,
+        Err(e) => {
+            v.problem(format!("ca_cert_file {file} cannot be read: {e}"));
+            Vec::new()
+        }
+    };
+    if !pem.is_empty() && !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        v.problem(format!("ca_cert_file {file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+    }
+    Some(CaCert { file, pem })
+}
+
+fn thaw(v: &mut Values) -> Thaw {
+    let tier = match v.given("restore_tier").or(options::default_value("restore_tier")) {
+        None => RestoreTier::Standard,
+        Some(t) => RestoreTier::parse(t).unwrap_or_else(|| {
+            v.problem("restore_tier must be Expedited, Standard or Bulk");
+            RestoreTier::Standard
+        }),
+    };
+    let days = v
+        .count("restore_days", 1..=MAX_RESTORE_DAYS, &format!("a whole number of days from 1 to {MAX_RESTORE_DAYS}"))
+        .unwrap_or_default();
+    let wait_timeout = v.duration("restore_wait_timeout", true).unwrap_or_default();
+    let auto = v.boolean("restore_auto").unwrap_or_default();
+    Thaw { tier, days, wait_timeout, auto }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+//! The one table of options: every key the plugin config may hold, with
+//! its group, whether its value is a secret, its default and its meaning.
+//!
+//! Everything else about options derives from this table: which keys are
+//! known (others are refused by name), which values are redacted, which
+//! apply only to a vault, the defaults the parser falls back on, and the
+//! option table in the README (checked by a test). Adding an option means
+//! a row here, a field in [`super::Config`] and its parsing in `super`.
+
+/// Where an option belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// The plugin's own options.
+    Plugin,
+    /// Options that apply only with `storage: glacier`.
+    Vault,
+    /// Keys gpbackup and gprestore add to the copy they hand over (or read
+    /// themselves); accepted and ignored.
+    Injected,
+}
+
+/// What an absent option means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Default {
+    /// This value, parsed as if the file held it.
+    Value(&'static str),
+    /// No value; the text says what happens instead (for the README).
+    Text(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub group: Group,
+    /// Never echoed: redacted in logs, errors and the uploaded config copy.
+    pub secret: bool,
+    pub default: Default,
+    /// The README's "Meaning" column; empty when the option shares the row
+    /// of the one above (`connect_timeout`, `read_timeout`).
+    pub doc: &'static str,
+}
+
+pub static OPTIONS: &[Spec] = &[
+    Spec {
+        name: "bucket",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("required"),
+        doc: "Bucket name; the bucket must exist.",
+    },
+    Spec {
+        name: "folder",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("required"),
+        doc: "Prefix inside the bucket. Leading, trailing and doubled slashes are ignored (`/prod//gp/` is `prod/gp`) for uploads, listings and deletes alike.",
+    },
+    Spec {
+        name: "region",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("`us-east-1` with an `endpoint`"),
+        doc: "AWS region; also used to sign requests to S3-compatible servers. One of `region` and `endpoint` is required.",
+    },
+    Spec {
+        name: "endpoint",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("AWS"),
+        doc: "URL or host of an S3-compatible server. Without a scheme, `https://` or `http://` per `encryption`. Requests to it are path-style (`/bucket/key`) unless `force_path_style: false`, as with the Go plugin.",
+    },
+    Spec {
+        name: "force_path_style",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("`true` with an `endpoint`, `false` on AWS"),
+        doc: "`true`: `<endpoint>/<bucket>/<key>`; `false`: virtual-host, `<bucket>.<endpoint host>/<key>`. For an endpoint whose host already names the bucket, give the endpoint without the bucket and `false` (the Go plugin's `remove_duplicate_bucket` is still accepted).",
+    },
+    Spec {
+        name: "aws_access_key_id",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "Static credentials; both or neither. When given, no other source is consulted (no instance-metadata probing). When absent, the standard AWS chain: `AWS_*` environment variables, `~/.aws` profiles (`AWS_PROFILE`), web identity, ECS and EC2 instance roles.",
+    },
+    Spec { name: "aws_secret_access_key", group: Group::Plugin, secret: true, default: Default::Text("–"), doc: "" },
+    Spec {
+        name: "aws_session_token",
+        group: Group::Plugin,
+        secret: true,
+        default: Default::Text("–"),
+        doc: "Session token for temporary credentials (needs both keys).",
+    },
+    Spec {
+        name: "encryption",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("on"),
+        doc: "`on` or `off`: TLS to the endpoint (as in the Go plugin, this is not server-side encryption).",
+    },
+    Spec {
+        name: "http_proxy",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("environment"),
+        doc: "Proxy URL (`http://user:pass@host:port`) for all requests. Without it, `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` apply.",
+    },
+    Spec {
+        name: "no_proxy",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("environment"),
+        doc: "Comma-separated hosts, domains (`.internal`) or networks reached without the proxy; added to `NO_PROXY`, and applied to the environment's proxy when `http_proxy` is not set.",
+    },
+    Spec {
+        name: "ca_cert_file",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "PEM file of extra trusted root certificates (a private CA, e.g. MinIO with its own certificates), trusted besides the system's. Needs TLS.",
+    },
+    Spec {
+        name: "connect_timeout",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("10s"),
+        doc: "Longest wait for a connection, and for the first byte of a response, before the attempt is retried (`retry_max_attempts`). Durations: `30s`, `5m`, `1h30m`, `2d`, `500ms`; a plain number is seconds.",
+    },
+    Spec { name: "read_timeout", group: Group::Plugin, secret: false, default: Default::Value("5m"), doc: "" },
+    Spec {
+        name: "storage_class",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("bucket default"),
+        doc: "Storage class of table data, the objects `backup_data` writes: `STANDARD`, `STANDARD_IA`, `ONEZONE_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`, `GLACIER` (Flexible Retrieval), `DEEP_ARCHIVE`, `REDUCED_REDUNDANCY`, `EXPRESS_ONEZONE`, `OUTPOSTS`, `SNOW` (case-insensitive). `GLACIER` and `DEEP_ARCHIVE` are archived: see [Cold storage](#cold-storage-and-thaw). Servers that refuse a class (InvalidStorageClass) fail at `setup_plugin_for_backup` with a message naming the option and the server.",
+    },
+    Spec {
+        name: "metadata_storage_class",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("bucket default"),
+        doc: "Storage class of everything else (metadata, TOCs, config, report, the integrity manifests): instant-access classes only, because gprestore and `gpbackup --incremental` read these files at once.",
+    },
+    Spec {
+        name: "server_side_encryption",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("bucket default"),
+        doc: "`AES256` (SSE-S3), `aws:kms` (SSE-KMS) or `aws:kms:dsse` (dual-layer), on every object written.",
+    },
+    Spec {
+        name: "sse_kms_key_id",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("AWS managed key"),
+        doc: "KMS key id, ARN or alias for `aws:kms`.",
+    },
+    Spec {
+        name: "sse_bucket_key",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("bucket setting"),
+        doc: "`true`/`false`: S3 Bucket Key for `aws:kms` (far fewer KMS requests).",
+    },
+    Spec {
+        name: "sse_customer_key_file",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "SSE-C: file holding the 256-bit key (32 raw bytes, or their base64); never on the command line. The key (with its MD5) is sent with every upload, part, completion, ranged download and lookup, and is redacted from logs and errors. Excludes `server_side_encryption`. Losing the key loses the backups.",
+    },
+    Spec {
+        name: "object_tags",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "Tags on every object written, `k1=v1&k2=v2` (at most 10; letters, digits, spaces and `_ . : / = + - @`), e.g. for lifecycle rules.",
+    },
+    Spec {
+        name: "restore_tier",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("Standard"),
+        doc: "`thaw`'s restore tier: `Expedited` (minutes, GLACIER only), `Standard` (hours), `Bulk` (cheapest, up to 48 h for Deep Archive).",
+    },
+    Spec {
+        name: "restore_days",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("7"),
+        doc: "Days a restored copy stays readable (1–3650).",
+    },
+    Spec {
+        name: "restore_auto",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("false"),
+        doc: "`true`: `setup_plugin_for_restore` requests the restores of an archived backup itself.",
+    },
+    Spec {
+        name: "restore_wait_timeout",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("0"),
+        doc: "How long `setup_plugin_for_restore` waits for restores under way before failing (`0`: fail at once, naming `thaw`).",
+    },
+    Spec {
+        name: "storage",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("s3"),
+        doc: "`glacier`: table data goes to a Glacier vault, everything else stays in the bucket; see [Glacier vaults](#glacier-vaults). The options below apply only then.",
+    },
+    Spec {
+        name: "vault",
+        group: Group::Vault,
+        secret: false,
+        default: Default::Text("required with `storage: glacier`"),
+        doc: "Vault name (1–255 of `a-z A-Z 0-9 _ - .`); `setup_plugin_for_backup` creates it when missing.",
+    },
+    Spec {
+        name: "account_id",
+        group: Group::Vault,
+        secret: false,
+        default: Default::Value("-"),
+        doc: "The vault's account: `-` (the signing account) or 12 digits without dashes.",
+    },
+    Spec {
+        name: "glacier_endpoint",
+        group: Group::Vault,
+        secret: false,
+        default: Default::Text("AWS Glacier in `region`"),
+        doc: "URL or host of the Glacier service (an emulator, a VPC endpoint); without a scheme, per `encryption`.",
+    },
+    Spec {
+        name: "vault_part_size",
+        group: Group::Vault,
+        secret: false,
+        default: Default::Value("16MB"),
+        doc: "Part size of multipart archives: 1MB times a power of two, up to 4096MB. Archives have at most 10,000 parts (16MB: 156 GiB per data file); a stream that fits in one part is one UploadArchive.",
+    },
+    Spec {
+        name: "on_retention_locked",
+        group: Group::Vault,
+        secret: false,
+        default: Default::Value("fail"),
+        doc: "When the vault's lock policy refuses to delete a young archive: `fail` (delete nothing more, exit 1) or `defer` (delete the rest, keep the archive for `purge`).",
+    },
+    Spec {
+        name: "backup_multipart_chunksize",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("8MB"),
+        doc: "First upload part size, 5MB–5GB. Parts double every 900 parts, so any start reaches 5 TiB within S3's 10,000 parts.",
+    },
+    Spec {
+        name: "backup_max_concurrent_requests",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("6"),
+        doc: "Upload parts in flight per process (1–64).",
+    },
+    Spec {
+        name: "restore_multipart_chunksize",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("8MB"),
+        doc: "Size of each ranged download request, 5MB–5GB.",
+    },
+    Spec {
+        name: "restore_max_concurrent_requests",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("6"),
+        doc: "Ranged downloads in flight per process (1–64).",
+    },
+    Spec {
+        name: "remove_duplicate_bucket",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("false"),
+        doc: "The Go plugin's option, still accepted: `true` when the endpoint's host already selects the bucket: requests go to `<endpoint>/<key>`. Prefer `force_path_style: false`.",
+    },
+    Spec {
+        name: "retry_max_attempts",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("10"),
+        doc: "Attempts per request (1–100), the first included, for throttling (503 SlowDown, 429), other 5xx, refused or reset connections, timeouts and responses cut short.",
+    },
+    Spec {
+        name: "retry_time_budget",
+        group: Group::Plugin,
+        secret: false,
+        default: Default::Value("10m"),
+        doc: "No retry starts later than this into a command (`90s`, `5m`, `1h`; bare numbers are seconds), so a dead service fails a backup in bounded time.",
+    },
+    Spec {
+        name: "restore_subset",
+        group: Group::Injected,
+        secret: false,
+        default: Default::Value("off"),
+        doc: "Read by gprestore: `on` makes filtered restores of uncompressed single-data-file backups call `restore_data_subset`.",
+    },
+    Spec {
+        name: "pgport",
+        group: Group::Injected,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "Injected by gpbackup/gprestore; accepted and ignored.",
+    },
+    Spec {
+        name: "backup_plugin_version", group: Group::Injected, secret: false, default: Default::Text("–"), doc: ""
+    },
+    Spec { name: "password_encryption", group: Group::Injected, secret: false, default: Default::Text("–"), doc: "" },
+    Spec { name: "replication", group: Group::Injected, secret: false, default: Default::Text("–"), doc: "" },
+    Spec {
+        name: "remote_password_encryption",
+        group: Group::Injected,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "",
+    },
+    Spec { name: "gpbackup_s3_plugin", group: Group::Injected, secret: true, default: Default::Text("–"), doc: "" },
+];
+
+/// The spec of `name`, if it is an option at all.
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    OPTIONS.iter().find(|s| s.name == name)
+}
+
+/// The default value of `name` (an option with [`Default::Value`]).
+pub fn default_value(name: &str) -> Option<&'static str> {
+    match spec(name)?.default {
+        Default::Value(v) => Some(v),
+        Default::Text(_) => None,
+    }
+}
+
+/// The names of the secret options.
+pub fn secret_names() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().filter(|s| s.secret).map(|s| s.name)
+}
+
+/// The names of the options that apply only to a vault.
+pub fn vault_names() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().filter(|s| s.group == Group::Vault).map(|s| s.name)
+}
+
+/// The README's option table, as Markdown (header included).
+pub fn readme_table() -> String {
+    let mut rows: Vec<(Vec<&str>, String, &str)> = Vec::new();
+    for spec in OPTIONS {
+        let default = match spec.default {
+            Default::Value(v) => format!("`{v}`"),
+            Default::Text(t) => t.to_string(),
+        };
+        match rows.last_mut() {
+            Some((names, defaults, _)) if spec.doc.is_empty() => {
+                names.push(spec.name);
+                if !defaults.split(", ").any(|d| d == default) {
+                    defaults.push_str(&format!(", {default}"));
+                }
+            }
+            _ => rows.push((vec![spec.name], default, spec.doc)),
+        }
+    }
+    let mut out = String::from("| Option | Default | Meaning |\n| --- | --- | --- |\n");
+    for (names, default, doc) in rows {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        out.push_str(&format!("| {} | {default} | {doc} |\n", names.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_rows_start_with_a_doc() {
+        let mut names: Vec<&str> = OPTIONS.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), OPTIONS.len());
+        assert!(!OPTIONS[0].doc.is_empty());
+        assert!(secret_names().any(|n| n == "aws_secret_access_key"));
+        assert!(secret_names().any(|n| n == crate::PLUGIN_NAME));
+        assert_eq!(vault_names().count(), 5);
+    }
+
+    /// The README's option table is this table: an option documented is an
+    /// option accepted, with the default the parser uses.
+    #[test]
+    fn the_readme_table_is_this_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let expected = readme_table();
+        // UPDATE_README=1 writes the table into the README (between its
+        // header and the first blank line after it).
+        if std::env::var_os("UPDATE_README").is_some() && !readme.contains(&expected) {
+            let start = readme.find("| Option | Default | Meaning |").expect("the README has an option table");
+            let end = start + readme[start..].find("\n\n").expect("a blank line after the table") + 1;
+            std::fs::write(path, format!("{}{expected}{}", &readme[..start], &readme[end..])).unwrap();
+            return;
+        }
+        assert!(
+            readme.contains(&expected),
+            "README.md's option table differs from src/config/options.rs; it should read (UPDATE_README=1 writes it):\n{expected}"
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Tests of the config file: every option, default and problem message.
+
+use super::values::{parse_duration, parse_tags};
+use super::*;
+use crate::error::Kind;
+use base64::Engine as _;
+use md5::Digest as _;
+use std::time::Duration;
+
+const MINIMAL: &str = "executablepath: /usr/local/gpdb/bin/gpbackup_s3_plugin\noptions:\n  region: us-west-2\n  bucket: b1\n  folder: f1\n";
+
+fn err(text: &str) -> String {
+    match Config::parse(text) {
+        Err(e) if e.is(Kind::Config) => e.message().to_string(),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.region, "us-west-2");
+    assert_eq!(c.endpoint, None);
+    assert!(c.tls);
+    assert_eq!(c.keys, None);
+    assert_eq!(c.backup, Transfer { part_size: 8 * MIB, concurrency: 6 });
+    assert_eq!(c.restore, Transfer { part_size: 8 * MIB, concurrency: 6 });
+    assert!(!c.remove_duplicate_bucket);
+}
+
+#[test]
+fn gpbackup_generated_copy_is_accepted() {
+    // As gpbackup writes it: sorted keys, quoted scalars, injected keys.
+    let text = r#"executablepath: /usr/local/greenplum-db/bin/gpbackup_s3_plugin
+options:
+  aws_access_key_id: AKIAEXAMPLE
+  aws_secret_access_key: s3cr3t/value
+  backup_max_concurrent_requests: "4"
+  backup_multipart_chunksize: 100MB
+  backup_plugin_version: ""
+  bucket: gpdb-backup
+  encryption: "off"
+  endpoint: minio.local:9000
+  folder: test/backup3
+  pgport: "6000"
+  region: unused
+  restore_subset: "on"
+"#;
+    let c = Config::parse(text).unwrap();
+    assert_eq!(c.endpoint.as_deref(), Some("http://minio.local:9000"));
+    assert!(!c.tls);
+    assert_eq!(c.backup, Transfer { part_size: 100 * MIB, concurrency: 4 });
+    assert_eq!(c.keys.as_ref().unwrap().access_key_id, "AKIAEXAMPLE");
+    assert_eq!(c.secrets.0, vec!["s3cr3t/value".to_string()]);
+    assert!(!format!("{c:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn unquoted_numbers_and_booleans_are_strings() {
+    let text = format!(
+        "{MINIMAL}  backup_max_concurrent_requests: 3\n  remove_duplicate_bucket: false\n  endpoint: http://h:1\n"
+    );
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.backup.concurrency, 3);
+}
+
+#[test]
+fn endpoint_only_defaults_region() {
+    let text = "executablepath: /x\noptions:\n  endpoint: https://s3.example.com/\n  bucket: b\n  folder: f\n";
+    let c = Config::parse(text).unwrap();
+    assert_eq!(c.region, "us-east-1");
+    assert_eq!(c.endpoint.as_deref(), Some("https://s3.example.com"));
+}
+
+#[test]
+fn folder_is_normalised() {
+    for (raw, want) in [("prod/gp/", "prod/gp"), ("/prod/gp", "prod/gp"), ("//a//b//", "a/b"), ("x", "x")] {
+        let text = MINIMAL.replace("folder: f1", &format!("folder: {raw}"));
+        assert_eq!(Config::parse(&text).unwrap().folder, want, "{raw}");
+    }
+    assert!(err(&MINIMAL.replace("folder: f1", "folder: /")).contains("folder"));
+}
+
+#[test]
+fn all_problems_reported_together() {
+    let text = "executablepath: /x\noptions:\n  encryption: maybe\n  aws_access_key_id: k\n  bucket_name: b\n  backup_multipart_chunksize: 1MB\n  restore_max_concurrent_requests: 0\n";
+    let m = err(text);
+    for needle in [
+        "unknown option bucket_name",
+        "bucket is required",
+        "folder is required",
+        "encryption must be on or off",
+        "aws_secret_access_key is required",
+        "region or endpoint is required",
+        "backup_multipart_chunksize is 1048576 bytes",
+        "restore_max_concurrent_requests must be a whole number",
+    ] {
+        assert!(m.contains(needle), "missing {needle:?} in {m}");
+    }
+    assert!(!m.contains('\n'));
+}
+
+#[test]
+fn structural_errors() {
+    assert!(err("options:\n  bucket: b\n  folder: f\n  region: r\n").contains("executablepath is required"));
+    assert!(err("executablepath: /x\n").contains("options is required"));
+    assert!(err("executablepath: /x\noptions: [a, b]\n").contains("options must be a map"));
+    assert!(err("executablepath: /x\nextra: 1\noptions:\n  bucket: b\n").contains("invalid YAML"));
+    assert!(err(&format!("{MINIMAL}  folder2:\n    nested: x\n")).contains("option folder2 must be a single value"));
+    assert!(err("executablepath: [\n").contains("invalid YAML"));
+}
+
+#[test]
+fn secrets_never_in_errors() {
+    let text = "executablepath: /x\noptions:\n  aws_secret_access_key: TOPSECRET\n  encryption: TOPSECRET2\n";
+    let m = err(text);
+    assert!(!m.contains("TOPSECRET"), "{m}");
+}
+
+#[test]
+fn part_size_limits() {
+    let with = |v: &str| MINIMAL.to_string() + &format!("  restore_multipart_chunksize: {v}\n");
+    assert_eq!(Config::parse(&with("5MB")).unwrap().restore.part_size, 5 * MIB);
+    assert_eq!(Config::parse(&with("5GB")).unwrap().restore.part_size, 5 * 1024 * MIB);
+    assert!(err(&with("5GB1")).contains("restore_multipart_chunksize"));
+    assert!(err(&with("6GB")).contains("between 5MB and 5GB"));
+    assert!(err(&with("4MB")).contains("between 5MB and 5GB"));
+}
+
+#[test]
+fn durations_and_retries() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!((c.retry_max_attempts, c.retry_time_budget), (10, Duration::from_secs(600)));
+    let text = MINIMAL.to_string() + "  retry_max_attempts: 3\n  retry_time_budget: 2m\n";
+    let c = Config::parse(&text).unwrap();
+    assert_eq!((c.retry_max_attempts, c.retry_time_budget), (3, Duration::from_secs(120)));
+    let text = MINIMAL.to_string() + "  retry_max_attempts: 0\n  retry_time_budget: soon\n";
+    let m = err(&text);
+    assert!(m.contains("retry_max_attempts") && m.contains("retry_time_budget"), "{m}");
+    let text = MINIMAL.to_string() + "  retry_time_budget: 0\n";
+    assert!(err(&text).contains("retry_time_budget must be longer than zero"));
+}
+
+#[test]
+fn session_token_needs_keys() {
+    let text = MINIMAL.to_string() + "  aws_session_token: tok\n";
+    assert!(err(&text).contains("aws_session_token needs"));
+    let text = MINIMAL.to_string() + "  aws_session_token: tok\n  aws_access_key_id: a\n  aws_secret_access_key: s\n";
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.keys.unwrap().session_token.as_deref(), Some("tok"));
+    assert_eq!(c.secrets.0.len(), 2);
+}
+
+#[test]
+fn injected_plugin_name_key_is_a_secret() {
+    let text = MINIMAL.to_string() + "  gpbackup_s3_plugin: encrypted-pw\n  password_encryption: \"on\"\n";
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.secrets.0, vec!["encrypted-pw".to_string()]);
+}
+#[test]
+fn durations() {
+    for (text, secs) in [("10", 10.0), ("10s", 10.0), ("5m", 300.0), ("1h30m", 5400.0), ("2d", 172_800.0)] {
+        assert_eq!(parse_duration(text).unwrap().as_secs_f64(), secs, "{text}");
+    }
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(parse_duration("1 h 5 s").unwrap(), Duration::from_secs(3605));
+    assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+    for bad in ["", "s", "5x", "m5", "1.5h", "-3s", "99999999999999999999d"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+    let with = |k: &str, v: &str| format!("{MINIMAL}  {k}: {v}\n");
+    let c = Config::parse(&with("connect_timeout", "3s")).unwrap();
+    assert_eq!((c.connect_timeout, c.read_timeout), (Duration::from_secs(3), Duration::from_secs(300)));
+    assert_eq!(Config::parse(&with("read_timeout", "2m")).unwrap().read_timeout, Duration::from_secs(120));
+    assert!(err(&with("connect_timeout", "0")).contains("connect_timeout must be longer than zero"));
+    assert!(err(&with("read_timeout", "soon")).contains("read_timeout: \"soon\" is not a duration"));
+    assert!(err(&with("read_timeout", "31d")).contains("read_timeout must be at most 30 days"));
+    // A wait may be switched off.
+    assert_eq!(Config::parse(&with("restore_wait_timeout", "0")).unwrap().thaw.wait_timeout, Duration::ZERO);
+}
+
+#[test]
+fn tags() {
+    assert_eq!(
+        parse_tags("team=dba&retention=90 days&path=a/b:c").unwrap(),
+        vec![
+            ("team".to_string(), "dba".to_string()),
+            ("retention".to_string(), "90 days".to_string()),
+            ("path".to_string(), "a/b:c".to_string())
+        ]
+    );
+    assert_eq!(parse_tags("empty=").unwrap(), vec![("empty".to_string(), String::new())]);
+    let eleven = (0..11).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
+    for (bad, why) in [
+        ("novalue", "is not key=value"),
+        ("=v", "1 to 128"),
+        ("a=1&a=2", "appears twice"),
+        ("a=b;c", "only letters"),
+        ("aws:x=1", "reserved"),
+        (eleven.as_str(), "11 tags"),
+    ] {
+        let e = parse_tags(bad).unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    let c = Config::parse(&format!("{MINIMAL}  object_tags: \"a=1&b=2\"\n")).unwrap();
+    assert_eq!(c.object_tags.len(), 2);
+    assert!(err(&format!("{MINIMAL}  object_tags: x\n")).contains("object_tags: \"x\" is not key=value"));
+}
+
+#[test]
+fn storage_classes() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!((c.storage_class, c.metadata_storage_class), (None, None));
+    let c = Config::parse(&format!("{MINIMAL}  storage_class: deep_archive\n  metadata_storage_class: GLACIER_IR\n"))
+        .unwrap();
+    assert_eq!(c.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
+    assert_eq!(c.metadata_storage_class.as_deref(), Some("GLACIER_IR"));
+    let m = err(&format!("{MINIMAL}  storage_class: FROZEN\n  metadata_storage_class: GLACIER\n"));
+    assert!(m.contains("storage_class FROZEN is not a storage class"), "{m}");
+    assert!(m.contains("metadata_storage_class GLACIER is an archived class"), "{m}");
+}
+
+#[test]
+fn glacier_vault_options() {
+    let with = |extra: &str| format!("{MINIMAL}{extra}");
+    assert_eq!(Config::parse(MINIMAL).unwrap().vault, None);
+    let c = Config::parse(&with("  storage: glacier\n  vault: prod-gp_1.x\n")).unwrap();
+    let vault = c.vault.unwrap();
+    assert_eq!((vault.name.as_str(), vault.account_id.as_str()), ("prod-gp_1.x", "-"));
+    assert_eq!((vault.endpoint, vault.part_size), (None, 16 * MIB));
+    assert_eq!(vault.on_retention_locked, OnRetentionLocked::Fail);
+    let c = Config::parse(&with(
+        "  storage: GLACIER\n  vault: v\n  account_id: '123456789012'\n  glacier_endpoint: 127.0.0.1:5000\n  \
+         encryption: off\n  vault_part_size: 64MB\n  on_retention_locked: defer\n",
+    ))
+    .unwrap();
+    let vault = c.vault.unwrap();
+    assert_eq!(vault.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!((vault.part_size, vault.account_id.as_str()), (64 * MIB, "123456789012"));
+    assert_eq!(vault.on_retention_locked, OnRetentionLocked::Defer);
+
+    assert!(err(&with("  storage: glacier\n")).contains("vault is required with storage: glacier"));
+    assert!(err(&with("  storage: tape\n")).contains("storage must be s3 or glacier"));
+    let m = err(&with("  vault: v\n  vault_part_size: 8MB\n"));
+    assert!(m.contains("vault, vault_part_size only apply with storage: glacier"), "{m}");
+    for (option, needle) in [
+        ("vault_part_size: 3MB", "power of two"),
+        ("vault_part_size: 512KB", "power of two"),
+        ("vault_part_size: 8GB", "power of two"),
+        ("account_id: 1234-5678-9012", "12-digit"),
+        ("on_retention_locked: maybe", "fail or defer"),
+    ] {
+        let m = err(&with(&format!("  storage: glacier\n  vault: v\n  {option}\n")));
+        assert!(m.contains(needle), "{option}: {m}");
+    }
+    assert!(err(&with("  storage: glacier\n  vault: 'bad name!'\n")).contains("vault bad name!"));
+}
+
+#[test]
+fn restore_options() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.thaw, Thaw { tier: RestoreTier::Standard, days: 7, wait_timeout: Duration::ZERO, auto: false });
+    let text =
+        format!("{MINIMAL}  restore_tier: bulk\n  restore_days: 3\n  restore_wait_timeout: 2h\n  restore_auto: true\n");
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.thaw, Thaw { tier: RestoreTier::Bulk, days: 3, wait_timeout: Duration::from_secs(7200), auto: true });
+    let text = format!(
+        "{MINIMAL}  restore_tier: Fast\n  restore_days: 0\n  restore_wait_timeout: forever\n  restore_auto: yes\n"
+    );
+    let m = err(&text);
+    for needle in ["restore_tier must be", "restore_days must be", "restore_wait_timeout:", "restore_auto must be"] {
+        assert!(m.contains(needle), "missing {needle:?} in {m}");
+    }
+}
+
+#[test]
+fn encryption_combinations() {
+    let with = |extra: &str| format!("{MINIMAL}{extra}");
+    assert_eq!(Config::parse(MINIMAL).unwrap().encryption, Encryption::BucketDefault);
+    assert_eq!(Config::parse(&with("  server_side_encryption: AES256\n")).unwrap().encryption, Encryption::S3Managed);
+    let c = Config::parse(&with(
+        "  server_side_encryption: aws:kms\n  sse_kms_key_id: arn:aws:kms:us-west-2:1:key/k\n  sse_bucket_key: true\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.encryption,
+        Encryption::Kms {
+            key_id: Some("arn:aws:kms:us-west-2:1:key/k".to_string()),
+            bucket_key: Some(true),
+            dual_layer: false
+        }
+    );
+    let c = Config::parse(&with("  server_side_encryption: aws:kms:dsse\n")).unwrap();
+    assert!(matches!(c.encryption, Encryption::Kms { key_id: None, bucket_key: None, dual_layer: true }));
+    let m = err(&with("  server_side_encryption: AES256\n  sse_kms_key_id: k\n  sse_bucket_key: true\n"));
+    assert!(m.contains("sse_kms_key_id needs server_side_encryption: aws:kms"), "{m}");
+    assert!(m.contains("sse_bucket_key needs server_side_encryption: aws:kms"), "{m}");
+    assert!(err(&with("  server_side_encryption: kms\n")).contains("server_side_encryption must be"));
+    assert!(err(&with("  sse_kms_key_id: k\n")).contains("sse_kms_key_id needs"));
+}
+
+#[test]
+fn customer_keys_from_files_never_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(200)).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let raw_file = dir.path().join("raw.key");
+    std::fs::write(&raw_file, &raw).unwrap();
+    let text_file = dir.path().join("b64.key");
+    std::fs::write(&text_file, format!("{b64}\n")).unwrap();
+    let with = |file: &std::path::Path| format!("{MINIMAL}  sse_customer_key_file: {}\n", file.display());
+    for file in [&raw_file, &text_file] {
+        let c = Config::parse(&with(file)).unwrap();
+        let Encryption::Customer(key) = &c.encryption else { panic!("{:?}", c.encryption) };
+        assert_eq!(key.key_base64, b64);
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&raw));
+        assert_eq!(key.key_md5_base64, md5);
+        assert!(c.secrets.0.contains(&b64), "the key is redacted everywhere");
+        assert!(!format!("{c:?}").contains(&b64));
+    }
+    // Wrong sizes and contents: the message names the file, never its bytes.
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "c2VjcmV0LXRvby1zaG9ydA==").unwrap();
+    let m = err(&with(&short));
+    assert!(m.contains("short.key") && m.contains("256-bit key") && !m.contains("c2VjcmV0"), "{m}");
+    let m = err(&with(&dir.path().join("missing.key")));
+    assert!(m.contains("missing.key: cannot be read"), "{m}");
+    let m = err(&format!("{}  server_side_encryption: AES256\n", with(&raw_file)));
+    assert!(m.contains("exclude each other"), "{m}");
+}
+
+#[test]
+fn addressing_tls_and_proxy() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert!(!c.force_path_style, "AWS itself: virtual-host addressing");
+    let with = |extra: &str| format!("{MINIMAL}  endpoint: https://minio.local:9000\n{extra}");
+    assert!(Config::parse(&with("")).unwrap().force_path_style, "S3-compatible: path-style, as the Go plugin");
+    assert!(!Config::parse(&with("  force_path_style: false\n")).unwrap().force_path_style);
+    assert!(Config::parse(&with("  remove_duplicate_bucket: true\n")).unwrap().remove_duplicate_bucket);
+    assert!(err(&with("  remove_duplicate_bucket: true\n  force_path_style: false\n")).contains("contradicts"));
+    assert!(err(&with("  force_path_style: maybe\n")).contains("force_path_style must be true or false"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+    let c = Config::parse(&with(&format!("  ca_cert_file: {}\n", pem.display()))).unwrap();
+    assert_eq!(c.ca_cert.unwrap().file, pem.display().to_string());
+    let not_pem = dir.path().join("ca.der");
+    std::fs::write(&not_pem, [0x30, 0x82]).unwrap();
+    assert!(err(&with(&format!("  ca_cert_file: {}\n", not_pem.display()))).contains("holds no PEM certificate"));
+    assert!(err(&with("  ca_cert_file: /nonexistent/ca.pem\n")).contains("/nonexistent/ca.pem cannot be read"));
+    let http = format!("{MINIMAL}  endpoint: http://h:1\n  ca_cert_file: {}\n", pem.display());
+    assert!(err(&http).contains("ca_cert_file needs TLS"));
+
+    let c = Config::parse(&with("  http_proxy: http://proxy:3128\n  no_proxy: \"localhost, .internal\"\n")).unwrap();
+    assert_eq!(c.no_proxy.as_deref(), Some("localhost,.internal"));
+}
+
+#[test]
+fn the_cold_storage_and_kms_examples_mean_what_they_say() {
+    let c = Config::parse(include_str!("../../plugin-config-examples/s3-deep-archive.yaml")).unwrap();
+    assert_eq!(c.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
+    assert_eq!(c.metadata_storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(c.thaw, Thaw { tier: RestoreTier::Bulk, days: 5, wait_timeout: Duration::ZERO, auto: false });
+    assert_eq!(c.object_tags.len(), 2);
+    assert!(!c.force_path_style);
+    let c = Config::parse(include_str!("../../plugin-config-examples/s3-sse-kms.yaml")).unwrap();
+    assert!(matches!(
+        &c.encryption,
+        Encryption::Kms { key_id: Some(k), bucket_key: Some(true), dual_layer: false } if k.starts_with("arn:aws:kms:")
+    ));
+    assert_eq!((c.connect_timeout, c.read_timeout), (Duration::from_secs(10), Duration::from_secs(300)));
+    assert_eq!(c.no_proxy.as_deref(), Some("169.254.169.254,.internal"));
+    let c = Config::parse(include_str!("../../plugin-config-examples/glacier-vault.yaml")).unwrap();
+    let vault = c.vault.unwrap();
+    assert_eq!(
+        (vault.name.as_str(), vault.account_id.as_str(), vault.part_size),
+        ("gpdb-prod-cluster1", "-", 16 * MIB)
+    );
+    assert_eq!(vault.on_retention_locked, OnRetentionLocked::Defer);
+    assert_eq!(c.thaw.tier, RestoreTier::Bulk);
+}

@@ -1,0 +1,216 @@
+//! Reading option values: the raw map with every problem collected, and
+//! the value forms options share (booleans, sizes, counts, durations,
+//! storage classes, tags, endpoints).
+//!
+//! Problems name the option and what is wrong, never the value of a secret.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::options;
+use crate::size::parse_size;
+
+/// The options of one file and the problems found so far.
+pub struct Values {
+    map: BTreeMap<String, String>,
+    pub problems: Vec<String>,
+}
+
+impl Values {
+    pub fn new(map: BTreeMap<String, String>) -> Values {
+        Values { map, problems: Vec::new() }
+    }
+
+    pub fn problem(&mut self, text: impl Into<String>) {
+        self.problems.push(text.into());
+    }
+
+    /// The trimmed value the file gives, if any (empty counts as absent).
+    pub fn given(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    /// The value the file gives, else the table's default value.
+    fn value(&self, key: &str) -> Option<&str> {
+        self.given(key).or_else(|| options::default_value(key))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.map.keys()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.map.iter()
+    }
+
+    /// `true`/`false`; `None` when absent without a default (or wrong: then
+    /// a problem).
+    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+        match self.value(key)? {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.problem(format!("{key} must be true or false"));
+                None
+            }
+        }
+    }
+
+    /// `on`/`off` (gpbackup's own switches and `encryption`).
+    pub fn on_off(&mut self, key: &str, what: &str) -> Option<bool> {
+        match self.value(key)? {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => {
+                self.problem(format!("{key} must be on or off{what}"));
+                None
+            }
+        }
+    }
+
+    /// A byte size within `range` (`what` describes the range for the message).
+    pub fn size(&mut self, key: &str, range: std::ops::RangeInclusive<u64>, what: &str) -> Option<u64> {
+        let text = self.value(key)?.to_string();
+        match parse_size(&text) {
+            Ok(n) if range.contains(&n) => Some(n),
+            Ok(n) => {
+                self.problem(format!("{key} is {n} bytes; it must be {what}"));
+                None
+            }
+            Err(why) => {
+                self.problem(format!("{key}: {why}"));
+                None
+            }
+        }
+    }
+
+    /// A whole number within `range`.
+    pub fn count<T>(&mut self, key: &str, range: std::ops::RangeInclusive<T>, what: &str) -> Option<T>
+    where
+        T: std::str::FromStr + PartialOrd,
+    {
+        let text = self.value(key)?;
+        match text.parse::<T>() {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.problem(format!("{key} must be {what}"));
+                None
+            }
+        }
+    }
+
+    /// A duration; zero only with `allow_zero` (waits that may be off).
+    pub fn duration(&mut self, key: &str, allow_zero: bool) -> Option<Duration> {
+        let text = self.value(key)?.to_string();
+        match parse_duration(&text) {
+            Ok(d) if d.is_zero() && !allow_zero => {
+                self.problem(format!("{key} must be longer than zero"));
+                None
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.problem(format!("{key} must be at most 30 days"));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.problem(format!("{key}: {why}"));
+                None
+            }
+        }
+    }
+
+    /// A storage class name, upper-cased; `None` when absent or wrong.
+    pub fn storage_class(&mut self, key: &str) -> Option<String> {
+        let value = self.given(key)?.to_ascii_uppercase();
+        if STORAGE_CLASSES.contains(&value.as_str()) {
+            Some(value)
+        } else {
+            self.problem(format!("{key} {value} is not a storage class (one of {})", STORAGE_CLASSES.join(", ")));
+            None
+        }
+    }
+}
+
+/// Storage classes S3 knows (the values of `x-amz-storage-class`).
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "EXPRESS_ONEZONE",
+    "OUTPOSTS",
+    "SNOW",
+];
+
+/// Classes whose objects cannot be read until a restore request has made a
+/// temporary copy (GLACIER is S3 Glacier Flexible Retrieval).
+pub const ARCHIVED_CLASSES: &[&str] = &["GLACIER", "DEEP_ARCHIVE"];
+
+/// The longest duration any option takes.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// `10s`, `5m`, `1h30m`, `2d`, `500ms` (humantime's forms, spaces
+/// ignored); a plain number is seconds, as in every earlier release.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (examples: 30s, 5m, 1h30m, 2d, 500ms)");
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    // Whole numbers only, as in every earlier release.
+    if compact.is_empty() || compact.contains('.') {
+        return Err(bad());
+    }
+    if compact.bytes().all(|b| b.is_ascii_digit()) {
+        return compact.parse::<u64>().map(Duration::from_secs).map_err(|_| bad());
+    }
+    // humantime takes units glued to numbers ("1h30m") and also months and
+    // years; a leading sign or a unit without a number is refused by it.
+    humantime::parse_duration(&compact).map_err(|_| bad())
+}
+
+/// `k1=v1&k2=v2` (S3's tag set form): at most 10 tags, unique keys of 1-128
+/// and values of 0-256 characters of S3's tag alphabet (letters, digits,
+/// spaces and `_ . : / = + - @`).
+pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for pair in text.split('&') {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        let allowed = |s: &str| s.chars().all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c));
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(format!("tag key {k:?} must have 1 to 128 characters"));
+        }
+        if v.chars().count() > 256 {
+            return Err(format!("the value of tag {k} has more than 256 characters"));
+        }
+        if !allowed(k) || !allowed(v) {
+            return Err(format!("tag {k}: only letters, digits, spaces and _ . : / = + - @ are allowed"));
+        }
+        if k.starts_with("aws:") {
+            return Err(format!("tag key {k} uses the reserved aws: prefix"));
+        }
+        if tags.iter().any(|(existing, _)| existing == k) {
+            return Err(format!("tag key {k} appears twice"));
+        }
+        tags.push((k.to_string(), v.to_string()));
+    }
+    if tags.len() > 10 {
+        return Err(format!("{} tags given; S3 allows 10 per object", tags.len()));
+    }
+    Ok(tags)
+}
+
+/// An endpoint as a URL: without a scheme, `https://` or `http://` as
+/// `encryption` (TLS) says; no trailing slash.
+pub fn endpoint_url(text: &str, tls: bool) -> String {
+    let e = text.trim_end_matches('/');
+    if e.starts_with("http://") || e.starts_with("https://") {
+        e.to_string()
+    } else if tls {
+        format!("https://{e}")
+    } else {
+        format!("http://{e}")
+    }
+}

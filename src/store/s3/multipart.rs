@@ -1,0 +1,222 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart (each with its
+//! CRC32C), CompleteMultipartUpload, AbortMultipartUpload, and the listing
+//! of uploads left open.
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, StorageClass};
+use bytes::Bytes;
+
+use super::S3Store;
+use super::objects::{crc32c_header, to_map};
+use super::sse::{sse_c, sse_create};
+use crate::config::CustomerKey;
+use crate::error::{Error, Result};
+use crate::store::aws::{classify, http_status};
+use crate::store::{Metadata, MultipartUpload, ObjectClass, PartTag, Store, paging};
+
+impl S3Store {
+    pub(super) async fn create_multipart(
+        &self,
+        key: &str,
+        metadata: &Metadata,
+        class: ObjectClass,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        let request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_metadata(to_map(metadata))
+            .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
+            .set_tagging(self.tagging.clone())
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C);
+        let out = sse_create!(request, &self.encryption)
+            .send()
+            .await
+            .map_err(|e| self.write_error("start multipart upload to", key, class, e))?;
+        let upload_id = out.upload_id().ok_or_else(|| {
+            Error::service(format!("start multipart upload to {}: the server returned no upload id", self.url(key)))
+        })?;
+        Ok(Box::new(S3Multipart {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+            customer_key: self.customer_key().cloned(),
+        }))
+    }
+
+    pub(super) async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        let result =
+            self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if http_status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(classify("abort multipart upload to", &self.url(key), e)),
+        }
+    }
+
+    /// The open uploads under `prefix`; `None` when the server cannot list
+    /// them (s3s-fs and some others).
+    pub(super) async fn list_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
+        let listed = paging::collect(|marker: Option<(Option<String>, Option<String>)>| async move {
+            let (key_marker, id_marker) = marker.unwrap_or_default();
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(id_marker)
+                .send()
+                .await
+                .map_err(|e| {
+                    let unsupported = matches!(http_status(&e), Some(501)) || e.code() == Some("NotImplemented");
+                    let error = classify("list open uploads under", &self.url(prefix), e);
+                    if unsupported { error.with_code(Some(UNSUPPORTED)) } else { error }
+                })?;
+            let uploads =
+                out.uploads().iter().filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string()))).collect();
+            let next_key = out.next_key_marker().map(str::to_string);
+            let next = (out.is_truncated() == Some(true) && next_key.is_some())
+                .then(|| (next_key, out.next_upload_id_marker().map(str::to_string)));
+            Ok((uploads, next))
+        })
+        .await;
+        match listed {
+            Ok(uploads) => Ok(Some(uploads)),
+            Err(e) if e.code() == Some(UNSUPPORTED) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The code given to a listing the server does not implement.
+const UNSUPPORTED: &str = "NotImplemented";
+
+struct S3Multipart {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    customer_key: Option<CustomerKey>,
+}
+
+impl S3Multipart {
+    fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+#[async_trait]
+impl MultipartUpload for S3Multipart {
+    fn upload_id(&self) -> String {
+        self.upload_id.clone()
+    }
+
+    async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag> {
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number as i32)
+            .checksum_crc32_c(crc32c_header(&data))
+            .body(ByteStream::from(data));
+        let out = sse_c!(request, self.customer_key.as_ref())
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| classify(&format!("upload part {number} of"), &self.url(), e))?;
+        Ok(PartTag {
+            number,
+            etag: out.e_tag().map(str::to_string),
+            checksum: out.checksum_crc32_c().map(str::to_string),
+        })
+    }
+
+    async fn complete(&self, mut parts: Vec<PartTag>) -> Result<()> {
+        parts.sort_by_key(|p| p.number);
+        let expected_etag = composite_etag(&parts);
+        let completed = parts
+            .into_iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number as i32)
+                    .set_e_tag(p.etag)
+                    .set_checksum_crc32_c(p.checksum)
+                    .build()
+            })
+            .collect();
+        let request = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
+        // SSE-C objects stored with checksums need the key to complete.
+        let Err(e) = sse_c!(request, self.customer_key.as_ref()).send().await else { return Ok(()) };
+        let err = classify("complete multipart upload to", &self.url(), e);
+        // A completion retried after its answer was lost finds the upload
+        // gone (NoSuchUpload, or AccessDenied on some servers) although it
+        // succeeded: the object is there, with exactly our parts' ETag.
+        if let Some(expected) = expected_etag {
+            let head = self.client.head_object().bucket(&self.bucket).key(&self.key);
+            if let Ok(out) = sse_c!(head, self.customer_key.as_ref()).send().await
+                && out.e_tag().map(|t| t.trim_matches('"')) == Some(expected.as_str())
+            {
+                return Ok(());
+            }
+        }
+        Err(err)
+    }
+
+    async fn abort(&self) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await
+            .map_err(|e| classify("abort multipart upload to", &self.url(), e))?;
+        Ok(())
+    }
+}
+
+/// The ETag S3 gives a completed multipart object: the MD5 of the parts'
+/// binary MD5s, then `-<parts>`. `None` when a part's ETag is not an MD5.
+fn composite_etag(parts: &[PartTag]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut md5 = Md5::new();
+    for part in parts {
+        let digest = hex::decode(part.etag.as_deref()?.trim_matches('"')).ok()?;
+        if digest.len() != 16 {
+            return None;
+        }
+        md5.update(&digest);
+    }
+    Some(format!("{}-{}", hex::encode(md5.finalize()), parts.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_etags() {
+        let tag = |etag: &str| PartTag { number: 1, etag: Some(format!("\"{etag}\"")), checksum: None };
+        let parts = [tag("00010203040506070809000000000000"), tag("0a0b0c0d0e0f00000000000000000000")];
+        assert!(composite_etag(&parts).unwrap().ends_with("-2"));
+        assert_eq!(composite_etag(&[tag("not-an-md5")]), None);
+        // MD5 of the 16 bytes 0x00..0x0f is 1ac1ef01e96caf1be0d329331a4fc2a8.
+        let one = [tag("000102030405060708090a0b0c0d0e0f")];
+        assert_eq!(composite_etag(&one).unwrap(), "1ac1ef01e96caf1be0d329331a4fc2a8-1");
+    }
+}
