@@ -20,6 +20,9 @@ pub mod offsets;
 pub mod size;
 pub mod store;
 
+#[cfg(test)]
+mod layers;
+
 /// The plugin's name: first token of `--version`, log file prefix, and the
 /// option key gpbackup injects for password encryption.
 pub const PLUGIN_NAME: &str = "gpbackup_s3_plugin";

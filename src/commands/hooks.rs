@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::output::{Report, lifetime};
 use super::{Context, load_config, wording};
-use crate::cli::{HookArgs, Scope};
+use super::args::{HookArgs, Scope};
 use crate::engine::thaw as engine_thaw;
 use crate::error::{Error, Result};
 use crate::layout;

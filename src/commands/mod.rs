@@ -4,9 +4,10 @@
 //! reads: report lines ([`output`]) and the hints added to errors
 //! ([`wording`]).
 
-use crate::cli::Command;
 use crate::error::{Error, Result};
+use args::Command;
 
+pub mod args;
 mod backup_data;
 mod backup_file;
 mod check;

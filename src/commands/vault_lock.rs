@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::VaultLockCommand;
+use super::args::VaultLockCommand;
 use crate::error::{Error, Result};
 use crate::store::{self, VaultAdmin};
 

@@ -28,11 +28,7 @@ pub trait Transform: Send + Sync {
     /// For a filtered restore of plaintext `ranges`: the stored ranges to
     /// fetch (in order) and where their bytes go, writing exactly the
     /// requested plaintext to `out`.
-    fn decode_ranges(
-        &self,
-        ranges: &[Range<u64>],
-        out: Box<dyn Write + Send>,
-    ) -> Result<Ranged>;
+    fn decode_ranges(&self, ranges: &[Range<u64>], out: Box<dyn Write + Send>) -> Result<Ranged>;
 }
 
 /// No transform: stored bytes are the stream's bytes.
@@ -47,11 +43,7 @@ impl Transform for Identity {
         Ok(out)
     }
 
-    fn decode_ranges(
-        &self,
-        ranges: &[Range<u64>],
-        out: Box<dyn Write + Send>,
-    ) -> Result<Ranged> {
+    fn decode_ranges(&self, ranges: &[Range<u64>], out: Box<dyn Write + Send>) -> Result<Ranged> {
         Ok((ranges.to_vec(), out))
     }
 }
