@@ -26,6 +26,8 @@ use crate::config::RestoreTier;
 use crate::error::{Error, Result};
 
 pub mod aws;
+#[doc(hidden)]
+pub mod conformance;
 pub mod glacier;
 pub mod memory;
 pub mod paging;
