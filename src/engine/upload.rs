@@ -237,3 +237,70 @@ async fn abort_after(upload: &dyn MultipartUpload, err: Error) -> Error {
     }
     err
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::transform::Identity;
+    use crate::error::Kind;
+    use crate::size::MIB;
+    use crate::store::memory::{MemoryStore, Op};
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761) as u8).collect()
+    }
+
+    async fn up(store: &MemoryStore, key: &str, bytes: Vec<u8>) -> Result<u64> {
+        let source = Source { reader: Box::new(std::io::Cursor::new(bytes)), name: "test".to_string() };
+        let transfer = Transfer { part_size: 5 * MIB, concurrency: 3 };
+        upload(Arc::new(store.clone()), key, source, transfer, ObjectClass::Payload, &Identity).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_streams_are_one_put_with_their_crc() {
+        let store = MemoryStore::new();
+        assert_eq!(up(&store, "k", data(1000)).await.unwrap(), 1000);
+        assert_eq!(store.count(Op::Put), 1);
+        assert_eq!(store.count(Op::StartMultipart), 0);
+        assert_eq!(store.object("k").unwrap(), data(1000));
+        // A stream of exactly one part is one put too.
+        assert_eq!(up(&store, "one", data(5 << 20)).await.unwrap(), 5 << 20);
+        assert_eq!((store.count(Op::Put), store.count(Op::StartMultipart)), (2, 0));
+        // And an empty one.
+        assert_eq!(up(&store, "empty", Vec::new()).await.unwrap(), 0);
+        assert_eq!(store.object("empty").unwrap().len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_streams_are_multipart_with_a_manifest() {
+        let store = MemoryStore::new();
+        let bytes = data(12 * 1024 * 1024 + 17);
+        assert_eq!(up(&store, "big", bytes.clone()).await.unwrap(), bytes.len() as u64);
+        assert_eq!(store.count(Op::PutPart), 3);
+        assert_eq!(store.object("big").unwrap(), bytes);
+        let manifest = store.object(&layout::manifest_key("big")).expect("the manifest");
+        let manifest = Manifest::parse(std::str::from_utf8(&manifest).unwrap(), "m").unwrap();
+        assert_eq!((manifest.size, manifest.crc), (bytes.len() as u64, integrity::crc64(&bytes)));
+        assert_eq!(store.open_upload_count(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_part_aborts_and_leaves_nothing() {
+        let store = MemoryStore::new();
+        store.fail(Op::PutPart, 2, Kind::Service);
+        let err = up(&store, "big", data(16 << 20)).await.unwrap_err();
+        assert!(err.is(Kind::Service), "{err}");
+        assert_eq!(store.count(Op::Abort), 1);
+        assert_eq!(store.open_upload_count(), 0);
+        assert!(store.keys().is_empty(), "{:?}", store.keys());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_completion_removes_the_new_manifest() {
+        let store = MemoryStore::new();
+        store.fail(Op::Complete, 1, Kind::Service);
+        assert!(up(&store, "big", data(11 << 20)).await.is_err());
+        assert!(store.keys().is_empty(), "{:?}", store.keys());
+        assert_eq!(store.open_upload_count(), 0);
+    }
+}
