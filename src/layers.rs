@@ -62,3 +62,35 @@ fn no_module_imports_from_a_layer_above_it() {
     assert!(checked > 40, "only {checked} files checked");
     assert!(violations.is_empty(), "imports from a layer above:\n{}", violations.join("\n"));
 }
+
+/// Every source file is in the README's code map.
+#[test]
+fn the_readme_code_map_lists_every_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let map = &readme[readme.find("## Layout of the code").expect("a code map")..];
+    let mut missing = Vec::new();
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            // A row names a file by its path, or by its bare name after a
+            // path in the same directory (`s3/objects.rs`, `multipart.rs`).
+            let listed = map.lines().any(|line| {
+                line.contains(&format!("`{rel}`"))
+                    || (line.contains(&format!("`{name}`")) && line.contains(&format!("`{dir}/")))
+            });
+            if !listed {
+                missing.push(rel);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in the README's code map: {missing:?}");
+}
