@@ -139,6 +139,15 @@ mod tests {
             parse(args(&["setup_plugin_for_backup", "/c", "/d", "master", "\"-1\""])).unwrap(),
             Invocation::Run(Command::SetupPluginForBackup(_))
         ));
+        // A bare content id, as gpbackup's own README examples type it.
+        for (scope, id) in [("master", "-1"), ("coordinator", "-1"), ("segment", "0")] {
+            match parse(args(&["setup_plugin_for_backup", "/c", "/d", scope, id])).unwrap() {
+                Invocation::Run(Command::SetupPluginForBackup(hook)) => {
+                    assert_eq!(hook.scope().unwrap().1, Some(id.parse().unwrap()), "{scope} {id}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
         assert!(matches!(
             parse(args(&["restore_data_subset", "/c", "/p", "/o"])).unwrap(),
             Invocation::Run(Command::RestoreDataSubset { .. })

@@ -20,7 +20,8 @@ pub struct HookArgs {
     pub dir: String,
     /// master, coordinator, segment_host or segment
     pub scope: String,
-    /// Content id, possibly wrapped in double quotes ("-1")
+    /// Content id, possibly wrapped in double quotes ("-1"); a bare -1 too
+    #[arg(allow_negative_numbers = true)]
     pub content_id: Option<String>,
 }
 

@@ -293,7 +293,7 @@ pub static OPTIONS: &[Spec] = &[
         group: Group::Plugin,
         secret: false,
         default: Default::Value("10m"),
-        doc: "No retry starts later than this into a command (`90s`, `5m`, `1h`; bare numbers are seconds), so a dead service fails a backup in bounded time.",
+        doc: "No retry of a request starts later than this after its first attempt (`90s`, `5m`, `1h`; bare numbers are seconds): every request of a stream of any length has its retries, and a dead service fails a call in bounded time.",
     },
     Spec {
         name: "restore_subset",

@@ -5,7 +5,10 @@
 //! short, timeouts. Each request that fails with a transient error is sent
 //! again, with the same bytes (the engine still holds the part or knows the
 //! range), after an exponential backoff with full jitter, until it succeeds,
-//! the attempts run out, or the time budget of the whole command is spent.
+//! the attempts run out, or the request's time budget is spent. The budget
+//! is per request, counted from its first attempt: a stream of any length
+//! keeps its retries for its last part, and no single request keeps a
+//! command waiting longer than the budget.
 //! Only that one request is repeated, never the stream. Every retry is
 //! logged to the plugin's log file (never to stderr, which gpbackup_helper
 //! treats as failure). An error given up on is marked, so nothing above
@@ -32,7 +35,7 @@ use crate::error::Result;
 pub struct RetryPolicy {
     /// Attempts per request, the first included.
     pub max_attempts: u32,
-    /// No retry starts after this much time since the command began.
+    /// No retry of a request starts later than this after its first attempt.
     pub budget: Duration,
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -57,7 +60,6 @@ pub struct Retry(Arc<Shared>);
 
 struct Shared {
     policy: RetryPolicy,
-    started: Instant,
     seed: AtomicU64,
 }
 
@@ -69,7 +71,7 @@ impl Retry {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
             | 1;
-        Retry(Arc::new(Shared { policy, started: Instant::now(), seed: AtomicU64::new(seed) }))
+        Retry(Arc::new(Shared { policy, seed: AtomicU64::new(seed) }))
     }
 
     /// Full jitter: a uniform delay up to the exponential cap, so the many
@@ -94,12 +96,13 @@ impl Retry {
         Fut: Future<Output = Result<T>>,
     {
         let policy = &self.0.policy;
+        let started = Instant::now();
         let mut attempt = 1;
         loop {
             match op().await {
                 Err(e) if e.retryable() => {
                     let delay = self.delay(attempt);
-                    let out_of_time = self.0.started.elapsed() + delay > policy.budget;
+                    let out_of_time = started.elapsed() + delay > policy.budget;
                     if attempt >= policy.max_attempts || out_of_time {
                         let why = if out_of_time { "retry time budget spent" } else { "attempts exhausted" };
                         return Err(e.append(&format!(" (gave up after {attempt} attempts: {why})")).retries_spent());
@@ -294,6 +297,40 @@ mod tests {
             .await;
         assert_eq!(calls.load(Ordering::Relaxed), 1, "permanent errors are not retried");
         assert!(result.is_err());
+    }
+
+    /// The budget is each request's own: a request made long after the
+    /// command began still gets its retries.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_time_budget_is_per_request() {
+        let retry = Retry::new(RetryPolicy {
+            max_attempts: 5,
+            budget: Duration::from_millis(300),
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        });
+        // Longer than the budget into the "command"...
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let calls = AtomicU64::new(0);
+        let result = retry
+            .run("op", || {
+                let n = calls.fetch_add(1, Ordering::Relaxed);
+                async move { if n < 2 { Err(Error::transient("503")) } else { Ok(n) } }
+            })
+            .await;
+        // ...a request still gets its retries,
+        assert_eq!(result.unwrap(), 2);
+        // but one request retries for at most the budget.
+        let started = Instant::now();
+        let slow = Retry::new(RetryPolicy {
+            max_attempts: 100,
+            budget: Duration::from_millis(200),
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(50),
+        });
+        let result: Result<()> = slow.run("op", || async { Err(Error::transient("503")) }).await;
+        assert!(result.unwrap_err().message().contains("retry time budget spent"));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test(flavor = "current_thread")]
