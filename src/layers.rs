@@ -7,7 +7,10 @@
 /// may name in `crate::...` paths.
 const RULES: &[(&[&str], &[&str])] = &[
     (&["cli.rs"], &["commands", "config", "error", "PLUGIN_NAME"]),
-    (&["commands/"], &["commands", "engine", "store", "config", "layout", "error", "log", "size", "offsets", "PLUGIN_NAME"]),
+    (
+        &["commands/"],
+        &["commands", "engine", "store", "config", "layout", "error", "log", "size", "offsets", "PLUGIN_NAME"],
+    ),
     (&["engine/"], &["engine", "store", "config", "layout", "error", "log", "size", "PLUGIN_NAME"]),
     (&["store/"], &["store", "config", "layout", "error", "log", "size", "PLUGIN_NAME"]),
     (

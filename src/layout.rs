@@ -57,20 +57,42 @@ pub fn check_probe_key(folder: &str, name: &str) -> String {
     join(folder, &format!(".{}_check_{}_{name}", crate::PLUGIN_NAME, std::process::id()))
 }
 
-/// `/prod//gp/` -> `prod/gp`. The same normal form serves uploads, listings
-/// and deletes, so a trailing slash can never make `delete_backup` miss.
-pub fn normalise_folder(folder: &str) -> String {
-    folder.split('/').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/")
+/// A folder (or directory) in its normal form, as the Go plugin's keys end
+/// up after path cleaning: `/prod//gp/` -> `prod/gp`, `a/./b/../c` -> `a/c`,
+/// `/` or `.` -> the bucket root (empty). The same form serves uploads,
+/// listings and deletes, so a trailing slash can never make `delete_backup`
+/// miss. A `..` that would leave the bucket, or a control character, is
+/// refused: no key may name another bucket or forge a listing line.
+pub fn clean_folder(folder: &str) -> Result<String, String> {
+    if folder.chars().any(char::is_control) {
+        return Err("contains a control character".to_string());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in folder.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("leaves the bucket (a .. above its root)".to_string());
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    Ok(parts.join("/"))
 }
 
-/// The folder as a listing prefix: `prod/gp/`.
+/// The folder as a listing prefix: `prod/gp/`, or the whole bucket.
 pub fn folder_prefix(folder: &str) -> String {
-    format!("{folder}/")
+    if folder.is_empty() { String::new() } else { format!("{folder}/") }
 }
 
 /// The object key for the local path gpbackup passed (`backup_file`,
 /// `restore_file`, `backup_data`, `restore_data`, `restore_data_subset`).
 pub fn key_for_path(folder: &str, path: &str) -> Result<String, Error> {
+    if path.chars().any(char::is_control) {
+        return Err(Error::usage(format!("path {path:?} contains a control character")));
+    }
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.len() < 4 || parts.iter().rev().take(4).any(|p| *p == "..") {
         return Err(Error::usage(format!(
@@ -110,9 +132,21 @@ pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
 /// A user-given directory prefix (`list_directory`, `delete_directory`) in
 /// the form used for listing: no leading slash, exactly one trailing slash,
 /// so `a/b` never matches `a/bc/...`. Empty means the whole bucket.
-pub fn directory_prefix(prefix: &str) -> String {
-    let normal = normalise_folder(prefix);
-    if normal.is_empty() { normal } else { normal + "/" }
+pub fn directory_prefix(prefix: &str) -> Result<String, Error> {
+    let normal = clean_folder(prefix).map_err(|why| Error::usage(format!("directory {prefix:?} {why}")))?;
+    Ok(folder_prefix(&normal))
+}
+
+/// A key as a listing prints it: control characters (which would forge
+/// lines or columns) as `\xNN`, everything else as it is.
+pub fn printable(key: &str) -> std::borrow::Cow<'_, str> {
+    if !key.chars().any(char::is_control) {
+        return key.into();
+    }
+    key.chars()
+        .map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() })
+        .collect::<String>()
+        .into()
 }
 
 fn join(folder: &str, rest: &str) -> String {
@@ -196,9 +230,45 @@ mod tests {
     #[test]
     fn prefixes() {
         assert_eq!(backup_prefix("prod/gp", "20240315123045").unwrap(), "prod/gp/backups/20240315/20240315123045/");
-        assert_eq!(directory_prefix("/prod/gp/"), "prod/gp/");
-        assert_eq!(directory_prefix("prod"), "prod/");
-        assert_eq!(directory_prefix("/"), "");
+        assert_eq!(directory_prefix("/prod/gp/").unwrap(), "prod/gp/");
+        assert_eq!(directory_prefix("prod").unwrap(), "prod/");
+        assert_eq!(directory_prefix("/").unwrap(), "");
+        assert!(directory_prefix("../x").is_err());
+        assert_eq!(backup_prefix("", "20240315123045").unwrap(), "backups/20240315/20240315123045/");
+        assert_eq!(
+            key_for_path("", "/d/backups/20240315/20240315123045/f").unwrap(),
+            "backups/20240315/20240315123045/f"
+        );
+    }
+
+    /// The keys the Go plugin's requests end up at after its SDK's path
+    /// cleaning (observed with the Go plugin itself).
+    #[test]
+    fn folders_are_cleaned_as_go_paths_are() {
+        for (folder, clean) in [
+            ("prod/gp", "prod/gp"),
+            ("prod/gp/", "prod/gp"),
+            ("/prod/gp", "prod/gp"),
+            ("//a//b//", "a/b"),
+            ("/", ""),
+            (".", ""),
+            ("a/../b", "b"),
+            ("a/./b/../c", "a/c"),
+            ("x y", "x y"),
+        ] {
+            assert_eq!(clean_folder(folder).unwrap(), clean, "{folder}");
+        }
+        for bad in ["..", "../x", "a/../..", "a\nb", "a\tb"] {
+            assert!(clean_folder(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_paths_and_escaped_in_listings() {
+        let err = key_for_path("f", "/d/backups/20240315/20240315123045/a\nb").unwrap_err();
+        assert!(err.to_string().contains("control character") && !err.to_string().contains('\n'), "{err}");
+        assert_eq!(printable("a/b c"), "a/b c");
+        assert_eq!(printable("a\tb\nc"), "a\\x09b\\x0ac");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::layout;
 use super::Context;
 
 pub async fn run(config: &Path, dir: &str) -> Result<()> {
-    let prefix = layout::directory_prefix(dir);
+    let prefix = layout::directory_prefix(dir)?;
     if prefix.is_empty() {
         return Err(Error::usage(format!(
             "delete_directory: directory {dir:?} is the bucket root; name a directory inside the bucket"

@@ -10,9 +10,9 @@
 
 use std::time::Instant;
 
+use super::args::{HookArgs, Scope};
 use super::output::{Report, lifetime};
 use super::{Context, load_config, wording};
-use super::args::{HookArgs, Scope};
 use crate::engine::thaw as engine_thaw;
 use crate::error::{Error, Result};
 use crate::layout;

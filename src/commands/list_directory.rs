@@ -15,12 +15,13 @@ use super::Context;
 
 pub async fn run(config: &Path, dir: Option<&str>) -> Result<()> {
     let ctx = Context::open(config).await?;
-    let prefix = layout::directory_prefix(dir.unwrap_or(&ctx.config.folder));
+    let prefix = layout::directory_prefix(dir.unwrap_or(&ctx.config.folder))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut pages = std::pin::pin!(paging::objects(&*ctx.store, &prefix));
     while let Some(page) = pages.try_next().await? {
         for object in &page {
-            writeln!(out, "{}\t{}", object.key, object.size).map_err(|e| Error::io("writing to stdout", e))?;
+            writeln!(out, "{}\t{}", layout::printable(&object.key), object.size)
+                .map_err(|e| Error::io("writing to stdout", e))?;
         }
     }
     out.flush().map_err(|e| Error::io("writing to stdout", e))

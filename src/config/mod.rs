@@ -23,6 +23,7 @@ pub mod options;
 mod sse;
 pub mod values;
 mod vault;
+pub mod yaml;
 
 pub use sse::{CustomerKey, Encryption, read_customer_key};
 pub use values::{ARCHIVED_CLASSES, STORAGE_CLASSES, parse_duration};
@@ -35,6 +36,8 @@ pub const MIN_PART_SIZE: u64 = 5 * MIB;
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
 /// More parallel requests than this per process only adds contention.
 pub const MAX_CONCURRENCY: usize = 64;
+/// The most problems one error lists.
+const MAX_PROBLEMS: usize = 20;
 /// The longest a restored copy may be asked to stay (ten years).
 pub const MAX_RESTORE_DAYS: u32 = 3650;
 
@@ -171,13 +174,6 @@ impl fmt::Debug for Secrets {
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    executablepath: Option<serde_yaml::Value>,
-    options: Option<serde_yaml::Value>,
-}
-
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, Error> {
@@ -192,7 +188,17 @@ impl Config {
         let mut values = Values::new(map);
         values.problems.append(&mut problems);
         let config = Config::from_values(executable_path, &mut values);
-        if values.problems.is_empty() { Ok(config) } else { Err(Error::config(values.problems.join("; "))) }
+        let mut problems = values.problems;
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        // Every problem at once, but not a screenful of the same one.
+        if problems.len() > MAX_PROBLEMS {
+            let more = problems.len() - MAX_PROBLEMS;
+            problems.truncate(MAX_PROBLEMS);
+            problems.push(format!("... and {more} more"));
+        }
+        Err(Error::config(problems.join("; ")))
     }
 
     fn from_values(executable_path: String, v: &mut Values) -> Config {
@@ -206,13 +212,25 @@ impl Config {
         } else if bucket.contains('/') {
             v.problem(format!("bucket {bucket} must be a bucket name, without slashes"));
         }
-        let folder = crate::layout::normalise_folder(v.given("folder").unwrap_or_default());
-        if folder.is_empty() {
-            v.problem("folder is required and cannot be empty or /");
-        }
+        // Required, as in the Go plugin; `/` or `.` mean the bucket root.
+        let folder = match v.given("folder").map(crate::layout::clean_folder) {
+            None => {
+                v.problem("folder is required and cannot be empty");
+                String::new()
+            }
+            Some(Ok(folder)) => folder,
+            Some(Err(why)) => {
+                v.problem(format!("folder {why}"));
+                String::new()
+            }
+        };
 
         let tls = v.on_off("encryption", " (it switches TLS)").unwrap_or(true);
+        v.check_request_bound();
         let endpoint = v.given("endpoint").map(|e| endpoint_url(e, tls));
+        if let Some(Err(why)) = endpoint.as_deref().map(|e| values::check_url(e, &["http", "https"])) {
+            v.problem(format!("endpoint {why}"));
+        }
         let region = match (v.given("region"), &endpoint) {
             (Some(r), _) => r.to_string(),
             // S3-compatible servers sign with a region too; us-east-1 is what
@@ -292,10 +310,8 @@ impl Config {
             v.on_off(key, "");
         }
         let http_proxy = v.given("http_proxy").map(str::to_string);
-        if let Some(p) = &http_proxy
-            && !(p.starts_with("http://") || p.starts_with("https://"))
-        {
-            v.problem("http_proxy must be a URL starting with http:// or https://");
+        if let Some(Err(why)) = http_proxy.as_deref().map(|p| values::check_url(p, &["http", "https"])) {
+            v.problem(format!("http_proxy {why}"));
         }
         let retry_max_attempts =
             v.count("retry_max_attempts", 1..=100, "a whole number from 1 to 100").unwrap_or_default();
@@ -339,66 +355,96 @@ impl Config {
     }
 }
 
-/// The YAML file's two keys: `executablepath` and the `options` map as
-/// strings, with the structural problems found.
 /// `executablepath`, the options as strings, and the problems found.
 type FileParts = (String, BTreeMap<String, String>, Vec<String>);
 
+/// The largest config file read (gpbackup's are a few hundred bytes).
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// The YAML file's two keys: `executablepath` and the `options` map, each
+/// value as the text the file holds (as Go's yaml.v2 decodes into strings:
+/// `1.10` stays `1.10`, `0x1F` stays `0x1F`; only a null is empty), with
+/// the structural problems found.
 fn read_file(text: &str) -> Result<FileParts, Error> {
-    let raw: RawFile = serde_yaml::from_str(text).map_err(|e| {
-        // serde_yaml messages are single-line and carry the position; they
-        // never echo scalar values, so no secret can leak through them.
-        Error::config(format!("invalid YAML: {}", one_line(&e.to_string())))
-    })?;
-    let mut problems = Vec::new();
-    let executable_path = match raw.executablepath.as_ref().map(scalar) {
-        Some(Some(s)) if !s.is_empty() => s,
-        Some(None) => {
-            problems.push("executablepath must be a string".to_string());
-            String::new()
-        }
-        _ => {
-            problems.push("executablepath is required and cannot be empty".to_string());
-            String::new()
-        }
+    let invalid = |why: String| Error::config(format!("invalid YAML: {why}"));
+    yaml::guard(text, MAX_CONFIG_BYTES).map_err(|why| invalid(format!("the file is {why}")))?;
+    // First the structure, from which nothing is ever quoted...
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| invalid(yaml::describe(&e)))?;
+    let serde_yaml::Value::Mapping(top) = value else {
+        return Err(invalid("a plugin config is a map with the keys executablepath and options".to_string()));
     };
-    let mut map = BTreeMap::new();
-    match raw.options {
+    let mut problems = Vec::new();
+    let mut executable = None;
+    let mut options = None;
+    for (k, v) in top {
+        match k.as_str() {
+            Some("executablepath") => executable = Some(v),
+            Some("options") => options = Some(v),
+            Some(other) => {
+                return Err(invalid(format!("unknown top-level key {other} (only executablepath and options)")));
+            }
+            None => return Err(invalid("a top-level key is not a string".to_string())),
+        }
+    }
+    let mut nulls = Vec::new();
+    match options {
         None | Some(serde_yaml::Value::Null) => problems.push("options is required (a map of option: value)".into()),
         Some(serde_yaml::Value::Mapping(mapping)) => {
             for (k, v) in mapping {
-                let Some(key) = scalar(&k) else {
+                let Some(key) = scalar_key(&k) else {
                     problems.push("options has a key that is not a string".to_string());
                     continue;
                 };
-                match scalar(&v) {
-                    Some(value) => {
-                        map.insert(key, value);
-                    }
-                    None => problems.push(format!("option {key} must be a single value, not a list or map")),
+                match v {
+                    serde_yaml::Value::Null => nulls.push(key),
+                    serde_yaml::Value::String(_) | serde_yaml::Value::Number(_) | serde_yaml::Value::Bool(_) => {}
+                    _ => problems.push(format!("option {key} must be a single value, not a list or map")),
                 }
             }
         }
         Some(_) => problems.push("options must be a map of option: value".to_string()),
     }
+    let executable_ok = match &executable {
+        Some(serde_yaml::Value::Sequence(_) | serde_yaml::Value::Mapping(_) | serde_yaml::Value::Tagged(_)) => {
+            problems.push("executablepath must be a string".to_string());
+            false
+        }
+        Some(serde_yaml::Value::Null) | None => {
+            problems.push("executablepath is required and cannot be empty".to_string());
+            false
+        }
+        Some(_) => true,
+    };
+    if !problems.is_empty() {
+        return Ok((String::new(), BTreeMap::new(), problems));
+    }
+    // ...then the scalars' text, now that every value is known to be one.
+    #[derive(serde::Deserialize)]
+    struct Text {
+        executablepath: Option<String>,
+        #[serde(default)]
+        options: BTreeMap<String, String>,
+    }
+    let text: Text = serde_yaml::from_str(text).map_err(|e| invalid(yaml::describe(&e)))?;
+    let mut map = text.options;
+    for key in nulls {
+        map.insert(key, String::new());
+    }
+    let executable_path = text.executablepath.filter(|_| executable_ok).unwrap_or_default();
+    if executable_path.is_empty() {
+        problems.push("executablepath is required and cannot be empty".to_string());
+    }
     Ok((executable_path, map, problems))
 }
 
-/// A YAML scalar as the string gpbackup would have written; `None` for
-/// sequences and maps. `~`/null is the empty string, as an unquoted empty
-/// value is in the Go plugin's string-typed struct.
-fn scalar(v: &serde_yaml::Value) -> Option<String> {
+/// An option's name: a plain or quoted scalar.
+fn scalar_key(v: &serde_yaml::Value) -> Option<String> {
     match v {
         serde_yaml::Value::String(s) => Some(s.clone()),
         serde_yaml::Value::Number(n) => Some(n.to_string()),
         serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Null => Some(String::new()),
         _ => None,
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn static_keys(v: &mut Values) -> Option<StaticKeys> {

@@ -78,7 +78,12 @@ fn folder_is_normalised() {
         let text = MINIMAL.replace("folder: f1", &format!("folder: {raw}"));
         assert_eq!(Config::parse(&text).unwrap().folder, want, "{raw}");
     }
-    assert!(err(&MINIMAL.replace("folder: f1", "folder: /")).contains("folder"));
+    // As the Go plugin's keys end up: `/` and `.` are the bucket root.
+    for root in ["/", ".", "a/.."] {
+        assert_eq!(Config::parse(&MINIMAL.replace("folder: f1", &format!("folder: {root}"))).unwrap().folder, "");
+    }
+    assert!(err(&MINIMAL.replace("folder: f1", "folder: ''")).contains("folder is required"));
+    assert!(err(&MINIMAL.replace("folder: f1", "folder: ../other")).contains("folder leaves the bucket"));
 }
 
 #[test]
@@ -379,4 +384,87 @@ fn the_cold_storage_and_kms_examples_mean_what_they_say() {
     );
     assert_eq!(vault.on_retention_locked, OnRetentionLocked::Defer);
     assert_eq!(c.thaw.tier, RestoreTier::Bulk);
+}
+
+/// Values that go into requests cannot carry control characters: they are
+/// refused by name at config time, never echoed.
+#[test]
+fn request_bound_values_are_checked_by_name() {
+    for (key, value) in [
+        ("region", "\"us-east-1\\nx\""),
+        ("aws_access_key_id", "\"AKIA\\nEVIL\""),
+        ("aws_session_token", "\"tok\\r\\nx-evil: 1\""),
+        ("bucket", "\"b c\""),
+        ("sse_kms_key_id", "\"k\\u0000\""),
+    ] {
+        let mut options = vec![
+            ("region", "us-west-2"),
+            ("bucket", "b1"),
+            ("folder", "f1"),
+            ("aws_access_key_id", "AKIAOK"),
+            ("aws_secret_access_key", "s"),
+        ];
+        options.retain(|(k, _)| *k != key);
+        options.push((key, value));
+        if key == "sse_kms_key_id" {
+            options.push(("server_side_encryption", "aws:kms"));
+        }
+        let text: String = options.iter().map(|(k, v)| format!("  {k}: {v}\n")).collect();
+        let m = err(&format!("executablepath: /x\noptions:\n{text}"));
+        assert!(m.contains(&format!("{key} must be printable ASCII")), "{key}: {m}");
+        assert!(!m.to_lowercase().contains("evil"), "{m}");
+    }
+}
+
+#[test]
+fn endpoints_are_urls() {
+    for bad in ["http://127.0.0.1:99999", "not a url", "http://[::1", "ftp://h", "http://h/?x=1"] {
+        let m = err(&format!("{MINIMAL}  endpoint: \"{bad}\"\n"));
+        assert!(m.contains("endpoint ") && (m.contains("URL") || m.contains("http")), "{bad}: {m}");
+    }
+    assert!(Config::parse(&format!("{MINIMAL}  endpoint: minio.local:9000\n")).is_ok());
+    assert!(Config::parse(&format!("{MINIMAL}  endpoint: \"http://[::1]:9000\"\n")).is_ok());
+    let m = err(&format!("{MINIMAL}  storage: glacier\n  vault: v\n  glacier_endpoint: \"http://h:70000\"\n"));
+    assert!(m.contains("glacier_endpoint is not a valid URL"), "{m}");
+    let m = err(&format!("{MINIMAL}  http_proxy: \"proxy host\"\n"));
+    assert!(m.contains("http_proxy"), "{m}");
+}
+
+/// As Go's yaml.v2 decodes into strings: the file's text, not a number.
+#[test]
+fn scalars_keep_their_text() {
+    let c = Config::parse(&MINIMAL.replace("folder: f1", "folder: 1.10")).unwrap();
+    assert_eq!(c.folder, "1.10");
+    for (raw, secret) in [("123.40", "123.40"), ("0x1F", "0x1F"), ("1e3", "1e3"), ("007", "007"), ("true", "true")] {
+        let text = format!("{MINIMAL}  aws_access_key_id: AKIAX\n  aws_secret_access_key: {raw}\n");
+        assert_eq!(Config::parse(&text).unwrap().keys.unwrap().secret_access_key, secret, "{raw}");
+    }
+    // A null is empty, whatever its spelling; a quoted ~ is text.
+    let c = Config::parse(&format!("{MINIMAL}  backup_plugin_version: ~\n  pgport:\n")).unwrap();
+    assert_eq!(c.folder, "f1");
+    let text = format!("{MINIMAL}  aws_access_key_id: AKIAX\n  aws_secret_access_key: \"~\"\n");
+    assert_eq!(Config::parse(&text).unwrap().keys.unwrap().secret_access_key, "~");
+}
+
+/// A file that is not a config (a key file, say) is never quoted back.
+#[test]
+fn yaml_errors_never_echo_the_file() {
+    for text in ["c2VjcmV0LXRvby1zaG9ydA==", "- TOPSECRET\n", "executablepath: /x\noptions: TOPSECRET\n", "[TOPSECRET"]
+    {
+        let m = err(text);
+        assert!(!m.contains("TOPSECRET") && !m.contains("c2VjcmV0"), "{m}");
+    }
+    let m = err("executablepath: /x\noptions:\n  a: [\n");
+    assert!(m.contains("invalid YAML") && m.contains("line"), "{m}");
+}
+
+#[test]
+fn files_are_bounded_and_errors_capped() {
+    let deep = format!("executablepath: /x\noptions:\n  bucket: {}{}\n", "[".repeat(100), "]".repeat(100));
+    assert!(err(&deep).contains("nested more than"), "deep nesting is refused before parsing");
+    let many: String = (0..5000).map(|i| format!("  unknown_{i}: x\n")).collect();
+    let m = err(&format!("{MINIMAL}{many}"));
+    assert!(m.contains("... and ") && m.len() < 2000, "{} bytes: {}", m.len(), &m[..200]);
+    let huge = format!("{MINIMAL}# {}\n", "x".repeat(2 << 20));
+    assert!(err(&huge).contains("bytes"));
 }

@@ -131,6 +131,54 @@ impl Values {
     }
 }
 
+/// Options whose values go into request headers, host names or paths of
+/// every request: printable ASCII without spaces (a control character
+/// would otherwise reach the HTTP layer, which refuses it mid-request).
+const REQUEST_BOUND: &[&str] =
+    &["region", "aws_access_key_id", "aws_session_token", "sse_kms_key_id", "bucket", "vault", "account_id"];
+
+impl Values {
+    /// Checks the options of [`REQUEST_BOUND`], naming each bad one.
+    pub fn check_request_bound(&mut self) {
+        let bad: Vec<&str> = REQUEST_BOUND
+            .iter()
+            .copied()
+            .filter(|name| self.given(name).is_some_and(|v| !v.bytes().all(|b| (0x21..=0x7e).contains(&b))))
+            .collect();
+        for name in bad {
+            self.problem(format!(
+                "{name} must be printable ASCII without spaces or control characters (it goes into every request)"
+            ));
+        }
+    }
+}
+
+/// Checks that `url` is a URL of one of `schemes` with a host (and a valid
+/// port); the reason when not, without the URL itself.
+pub fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
+    // A scheme of another kind under the one added for a bare host.
+    if url.split_once("://").is_some_and(|(_, rest)| rest.contains("://")) {
+        return Err(format!(
+            "must be a URL starting with {} (or a bare host name)",
+            schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
+        ));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(format!(
+            "must be a URL starting with {}",
+            schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("is not a valid URL (no host)".to_string());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("is not a valid URL for a service (it has a query or fragment)".to_string());
+    }
+    Ok(())
+}
+
 /// Storage classes S3 knows (the values of `x-amz-storage-class`).
 pub const STORAGE_CLASSES: &[&str] = &[
     "STANDARD",

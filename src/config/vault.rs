@@ -64,6 +64,9 @@ pub fn parse(values: &mut Values, tls: bool) -> Option<Vault> {
         values.problem("account_id must be - (the signing account) or a 12-digit AWS account id without dashes");
     }
     let endpoint = values.given("glacier_endpoint").map(|e| endpoint_url(e, tls));
+    if let Some(Err(why)) = endpoint.as_deref().map(|e| super::values::check_url(e, &["http", "https"])) {
+        values.problem(format!("glacier_endpoint {why}"));
+    }
     let default_part = parse_size(options::default_value("vault_part_size").unwrap_or("16MB")).unwrap_or(16 * MIB);
     let part_size = match values.given("vault_part_size").map(parse_size) {
         None => default_part,

@@ -22,6 +22,9 @@ use crate::error::{Error, Kind, Result};
 use crate::layout;
 use crate::store::{ObjectState, Readiness, RestoreRequested, Storage, Store, paging};
 
+/// The most of a backup's `_config.yaml` read (table lists included, they
+/// are far smaller).
+const CONFIG_MAX_BYTES: usize = 4 << 20;
 /// Status requests (HEAD) and restore requests in flight at once.
 const CONCURRENCY: usize = 16;
 /// Polling starts fast (Expedited restores take minutes, test servers
@@ -34,7 +37,7 @@ pub async fn backup_prefixes(store: &dyn Store, folder: &str, timestamp: &str) -
     let own = layout::backup_prefix(folder, timestamp)?;
     let mut out = vec![(timestamp.to_string(), own.clone())];
     let config_key = format!("{own}gpbackup_{timestamp}_config.yaml");
-    let text = match store.get_range(&config_key, 0..(4 << 20)).await {
+    let text = match store.get_range(&config_key, 0..CONFIG_MAX_BYTES as u64).await {
         Ok(fetched) => String::from_utf8_lossy(&fetched.data).into_owned(),
         // No readable config (not a gpbackup backup, gone, or archived by
         // hand): the directory alone.
@@ -52,6 +55,9 @@ pub async fn backup_prefixes(store: &dyn Store, folder: &str, timestamp: &str) -
 
 /// The timestamps of `restoreplan:` in a gpbackup `_config.yaml`.
 fn restore_plan_timestamps(text: &str) -> Vec<String> {
+    if crate::config::yaml::guard(text, CONFIG_MAX_BYTES).is_err() {
+        return Vec::new();
+    }
     let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(text) else { return Vec::new() };
     let Some(plan) = value.get("restoreplan").and_then(|p| p.as_sequence()) else { return Vec::new() };
     plan.iter()
@@ -279,6 +285,8 @@ timestamp: "20240316010101"
         assert_eq!(restore_plan_timestamps(text), vec!["20240315123045", "20240316010101"]);
         assert!(restore_plan_timestamps("not: [yaml").is_empty());
         assert!(restore_plan_timestamps("restoreplan:\n- timestamp: bad\n").is_empty());
+        let deep = format!("restoreplan: {}{}", "[".repeat(5000), "]".repeat(5000));
+        assert!(restore_plan_timestamps(&deep).is_empty(), "deep nesting is refused before parsing");
     }
 
     #[test]
