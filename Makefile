@@ -11,7 +11,7 @@
 #                     end-to-end tests with PostgreSQL (Debian's postgresql, gzip
 #                     and zstd, installed when missing and possible by
 #                     scripts/ensure-postgres.sh)
-#   make test-e2e     only the end-to-end tests (tests/gpbackup_e2e.rs), with
+#   make test-e2e     only the end-to-end tests (tests/it/gpbackup_e2e.rs), with
 #                     their timings; E2E_ROWS_SCALE=10 for ten times the rows
 #   make test-compat  the integration tests against Garage, a stricter
 #                     MinIO-like server (built on first use: ~12 minutes)
@@ -80,7 +80,7 @@ test: lint
 	bash scripts/ensure-moto.sh >/dev/null
 	bash scripts/ensure-fakecloud.sh >/dev/null
 	@bash scripts/ensure-postgres.sh >/dev/null || \
-	    echo "note: PostgreSQL, gzip or zstd is missing: the end-to-end tests (tests/gpbackup_e2e.rs) will be skipped"
+	    echo "note: PostgreSQL, gzip or zstd is missing: the end-to-end tests (tests/it/gpbackup_e2e.rs) will be skipped"
 	$(CARGO) test --release
 
 # The end-to-end tests alone, printing their timings. E2E_ROWS_SCALE
@@ -88,11 +88,11 @@ test: lint
 test-e2e:
 	bash scripts/ensure-s3s-fs.sh >/dev/null
 	bash scripts/ensure-postgres.sh >/dev/null
-	$(CARGO) test --release --test gpbackup_e2e -- --nocapture
+	$(CARGO) test --release --test it gpbackup_e2e:: -- --nocapture
 
 test-compat:
 	bash scripts/ensure-garage.sh >/dev/null
-	S3_TEST_SERVER=garage $(CARGO) test --release --test '*'
+	S3_TEST_SERVER=garage $(CARGO) test --release --test it
 
 lint: fmt-check clippy
 
@@ -106,11 +106,7 @@ fmt:
 	$(CARGO) fmt
 
 bench: build
-	@if [ -f bench/run.sh ]; then \
-	    bash bench/run.sh; \
-	else \
-	    echo "the benchmark is not available yet (bench/run.sh does not exist)"; \
-	fi
+	bash bench/run.sh
 
 clean:
 	$(CARGO) clean

@@ -206,8 +206,8 @@ s3s-fs) SERVER_KIND=s3s-fs ;;
 esac
 
 if [ "$SERVER_KIND" = garage ]; then
-    # shellcheck source=garage-server.sh
-    source "$here/garage-server.sh"
+    # shellcheck source=../scripts/garage-server.sh
+    source "$repo/scripts/garage-server.sh"
     GARAGE=$GARAGE_BIN garage_start "$WORK/garage" gpbackup-bench || die "could not start Garage"
     SERVER_DATA=$WORK/garage
     meta server "Garage $("$GARAGE_BIN" --version 2>&1 | head -1 | awk '{print $2}' | sed 's/^cargo://') (single node, sqlite metadata, compression off, 1 MiB blocks, data in /tmp)"

@@ -1,14 +1,20 @@
-# shellcheck shell=bash
-# A throw-away PostgreSQL server for scripts (the demo, manual experiments):
-# the data path Greenplum segments use in multi-data-file mode,
-# `COPY ... TO/FROM PROGRAM`, with a real database. Source this file from
-# bash, then:
+# shellcheck shell=bash source-path=SCRIPTDIR
+# A throw-away PostgreSQL server for scripts and tests (the demo, the Rust
+# end-to-end tests, manual experiments): the data path Greenplum segments
+# use in multi-data-file mode, `COPY ... TO/FROM PROGRAM`, with a real
+# database. Source this file from bash, then:
 #
 #     source scripts/postgres.sh
 #     trap pg_stop EXIT
 #     pg_start                       # initdb + start, exports PG_* below
 #     pg_psql postgres -c 'select 1'
 #     plugin=$(pg_install_plugin target/release/gpbackup_s3_plugin)
+#
+# or run it (see scripts/server-common.sh):
+#
+#     bash scripts/postgres.sh start [PLUGIN]   # prints PG_...=VALUE lines;
+#                                               # PG_PLUGIN: pg_install_plugin's copy
+#     PG_BIN=... PG_TMPDIR=... PG_HOME=... PG_USER=... bash scripts/postgres.sh stop
 #
 # pg_find_bindir prints the directory of initdb/postgres/psql/pg_dump:
 # $PG_BINDIR if set, else the newest /usr/lib/postgresql/<major>/bin
@@ -17,10 +23,14 @@
 # postgresql, gzip and zstd packages with apt-get (as root, or through
 # sudo without a password prompt).
 #
-# pg_start runs initdb into a new directory /tmp/pg-demo.XXXXXXXX and starts
+# pg_start runs initdb into a new directory /tmp/postgres.XXXXXXXX and starts
 # the server on a free 127.0.0.1 port, with its unix socket in that
-# directory, trust authentication for the superuser `postgres`, and
-# durability off (a scratch cluster). PostgreSQL refuses to run as root:
+# directory, trust authentication for the superuser `postgres`, durability
+# off (a scratch cluster), and table scans in physical order without
+# parallel workers (the same query gives the same bytes every time: the
+# tests compare them). It fails with status 2 when PostgreSQL cannot run
+# here (its binaries, or the user to run it as, are missing), 1 when it
+# fails to start. PostgreSQL refuses to run as root:
 # as root, the server runs as the `postgres` OS user (or $PG_RUN_AS).
 # `COPY ... PROGRAM` commands run as that user, with the server's
 # environment: HOME is $PG_HOME (the plugin logs to $PG_HOME/gpAdminLogs),
@@ -33,11 +43,15 @@
 #     PG_HOME     HOME of the server process and of its COPY ... PROGRAM commands
 #     PG_LOG      the server's log (it also receives COPY ... PROGRAM stderr)
 #     PG_USER     the OS user the server runs as
+#     PG_PID      the server's (postmaster's) process id
 #
 # pg_stop stops that server (immediate shutdown), removes the temporary
 # directory and unsets the variables. It is safe to call twice, when
 # nothing was started, and as an EXIT trap (it keeps the exit status).
 # Needs: bash, python3 (free-port lookup), util-linux's runuser when root.
+
+# shellcheck source=server-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/server-common.sh"
 
 # True when DIR holds the binaries the scripts and tests use.
 pg__has() {
@@ -103,45 +117,49 @@ pg_install_postgres() {
         pg__as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql gzip zstd >&2
 }
 
-# Runs a command as the server's OS user with a clean environment.
+# Runs a command as the server's OS user with a clean environment, in
+# $PG_HOME (the caller's directory may be closed to that user).
 pg__as_server_user() {
     local envs=(env -i "PATH=$PATH" "HOME=$PG_HOME" LC_ALL=C "USER=$PG_USER" "LOGNAME=$PG_USER")
-    if [ "$(id -u)" -eq 0 ]; then
-        runuser -u "$PG_USER" -- "${envs[@]}" "$@"
-    else
-        "${envs[@]}" "$@"
-    fi
-}
-
-# A TCP port on 127.0.0.1 that was free a moment ago.
-pg__free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    (
+        cd "$PG_HOME" || exit
+        if [ "$(id -u)" -eq 0 ]; then
+            runuser -u "$PG_USER" -- "${envs[@]}" "$@"
+        else
+            "${envs[@]}" "$@"
+        fi
+    )
 }
 
 pg_start() {
-    local bin tmp user attempt port
+    local bin tmp user attempt port settings
+    # A throw-away cluster: durability is not the point. Table scans in
+    # physical order, so the same query gives the same bytes every time.
+    settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=1GB"
+    settings+=" -c timezone=UTC -c log_min_messages=warning"
+    settings+=" -c synchronize_seqscans=off -c max_parallel_workers_per_gather=0"
     if [ -n "${PG_TMPDIR:-}" ]; then
         echo "postgres.sh: a server is already running (port $PG_PORT); call pg_stop first" >&2
         return 1
     fi
     bin=$(pg_find_bindir) || {
-        echo "postgres.sh: PostgreSQL's server binaries not found (apt-get install postgresql, or set PG_BINDIR)" >&2
-        return 1
+        echo "postgres.sh: install postgresql (Debian: apt-get install postgresql) or set PG_BINDIR: its server binaries were not found" >&2
+        return 2
     }
     if [ "$(id -u)" -eq 0 ]; then
         user=${PG_RUN_AS:-postgres}
         if ! id -u "$user" >/dev/null 2>&1 || [ "$(id -u "$user")" -eq 0 ]; then
-            echo "postgres.sh: running as root and there is no non-root user '$user' to run PostgreSQL as (set PG_RUN_AS)" >&2
-            return 1
+            echo "postgres.sh: running as root and there is no non-root user '$user' to run PostgreSQL as (install the postgresql package, or set PG_RUN_AS)" >&2
+            return 2
         fi
         command -v runuser >/dev/null 2>&1 || {
             echo "postgres.sh: runuser (util-linux) is needed to run PostgreSQL as '$user'" >&2
-            return 1
+            return 2
         }
     else
         user=$(id -un)
     fi
-    tmp=$(mktemp -d /tmp/pg-demo.XXXXXXXX) || return 1
+    tmp=$(mktemp -d /tmp/postgres.XXXXXXXX) || return 1
     chmod 0755 "$tmp"
     if ! mkdir -m 0700 "$tmp/data" || ! mkdir -m 0755 "$tmp/sock" "$tmp/home" "$tmp/bin"; then
         rm -rf -- "$tmp"
@@ -161,11 +179,12 @@ pg_start() {
         return 1
     fi
     for attempt in 1 2 3 4 5; do
-        port=$(pg__free_port) || { pg_stop || true; return 1; }
+        port=$(srv_free_port) || { pg_stop || true; return 1; }
         if pg__as_server_user "$bin/pg_ctl" -D "$tmp/data" -l "$PG_LOG" -w -t 30 start \
-            -o "-p $port -k $tmp/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c timezone=UTC" \
-            >/dev/null 2>&1; then
+            -o "-p $port -k $tmp/sock -c listen_addresses=127.0.0.1 $settings" >/dev/null 2>&1; then
             export PG_PORT=$port
+            PG_PID=$(head -n 1 "$tmp/data/postmaster.pid") || { pg_stop || true; return 1; }
+            export PG_PID
             return 0
         fi
         if ! grep -q 'could not bind' "$PG_LOG"; then
@@ -211,9 +230,24 @@ pg_stop() {
         pg__as_server_user "$PG_BIN/pg_ctl" -D "$PG_TMPDIR/data" -m immediate -w -t 20 stop >/dev/null 2>&1 || true
     fi
     # Only ever remove a directory this library created.
-    if [ -n "${PG_TMPDIR:-}" ] && [[ $PG_TMPDIR == /tmp/pg-demo.* ]] && [ -d "$PG_TMPDIR" ]; then
+    if [ -n "${PG_TMPDIR:-}" ] && [[ $PG_TMPDIR == /tmp/postgres.* ]] && [ -d "$PG_TMPDIR" ]; then
         rm -rf -- "$PG_TMPDIR" || true
     fi
-    unset PG_BIN PG_PORT PG_TMPDIR PG_HOME PG_LOG PG_USER
+    unset PG_BIN PG_PORT PG_TMPDIR PG_HOME PG_LOG PG_USER PG_PID
     return "$rc"
 }
+
+# The command-line mode's start: pg_start, then pg_install_plugin PLUGIN if
+# given, its copy's path in PG_PLUGIN.
+pg__start_cli() {
+    pg_start || return
+    if [ -n "${1:-}" ]; then
+        PG_PLUGIN=$(pg_install_plugin "$1") || { pg_stop || true; return 1; }
+        export PG_PLUGIN
+    fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    srv_main "bash $0 start [PLUGIN] | PG_BIN=... PG_TMPDIR=... PG_HOME=... PG_USER=... bash $0 stop" \
+        pg__start_cli pg_stop PG_BIN PG_PORT PG_TMPDIR PG_HOME PG_LOG PG_USER PG_PID PG_PLUGIN -- "$@"
+fi

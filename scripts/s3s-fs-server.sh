@@ -1,11 +1,17 @@
-# shellcheck shell=bash
-# A throw-away s3s-fs S3 server for scripts (the demo, benchmarks, manual
-# experiments). Source this file from bash, then:
+# shellcheck shell=bash source-path=SCRIPTDIR
+# A throw-away s3s-fs S3 server for scripts and tests (the demo, benchmarks,
+# the Rust integration tests, manual experiments). Source this file from
+# bash, then:
 #
 #     source scripts/s3s-fs-server.sh
 #     trap s3_stop EXIT
 #     s3_start_s3s_fs [BUCKET]          # BUCKET defaults to gpbackup-demo
 #     s3_curl "$S3_BUCKET/some/key" -T file    # signed PUT (optional helper)
+#
+# or run it (see scripts/server-common.sh):
+#
+#     bash scripts/s3s-fs-server.sh start [BUCKET]    # prints S3_...=VALUE lines
+#     S3_PID=... S3_TMPDIR=... bash scripts/s3s-fs-server.sh stop
 #
 # s3_start_s3s_fs starts s3s-fs on a free 127.0.0.1 port with random keys,
 # in a new temporary directory under /tmp, waits until it accepts
@@ -34,6 +40,9 @@
 # ~/.cargo/bin (scripts/ensure-s3s-fs.sh installs it there).
 # Needs: bash, python3 (free-port lookup), od and head (random keys).
 
+# shellcheck source=server-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/server-common.sh"
+
 # Locate the s3s-fs binary; prints its path.
 s3__find_s3s_fs() {
     local p
@@ -53,21 +62,6 @@ s3__find_s3s_fs() {
         echo "s3s-fs-server: s3s-fs not found on PATH or in ~/.cargo/bin; run scripts/ensure-s3s-fs.sh" >&2
         return 1
     fi
-}
-
-# N random bytes as 2N lowercase hex digits.
-s3__random_hex() {
-    head -c "$1" /dev/urandom | od -An -v -tx1 | tr -d ' \n'
-}
-
-# A TCP port on 127.0.0.1 that was free a moment ago.
-s3__free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# True when something accepts TCP connections on 127.0.0.1:PORT.
-s3__port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # s3_start_s3s_fs [BUCKET]
@@ -94,26 +88,26 @@ s3_start_s3s_fs() {
     root=$tmp/root
     log=$tmp/server.log
     mkdir "$root" || { rm -rf -- "$tmp"; return 1; }
-    access=demo$(s3__random_hex 8)
-    secret=$(s3__random_hex 20)
+    access=demo$(srv_random_hex 8)
+    secret=$(srv_random_hex 20)
 
     # A port can be taken between the lookup and the server's bind: retry
     # with a new one if the server exits at once.
     up=
     for attempt in 1 2 3 4 5; do
-        port=$(s3__free_port) || { rm -rf -- "$tmp"; return 1; }
+        port=$(srv_free_port) || { rm -rf -- "$tmp"; return 1; }
         "$bin" --host 127.0.0.1 --port "$port" \
             --access-key "$access" --secret-key "$secret" \
             --domain localhost "$root" </dev/null >"$log" 2>&1 &
         pid=$!
         # Wait at most ~10 s for the port to accept connections.
-        for ((i = 0; i < 100; i++)); do
-            if s3__port_open "$port"; then
+        for ((i = 0; i < 500; i++)); do
+            if srv_port_open "$port"; then
                 up=1
                 break
             fi
             kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
+            sleep 0.02
         done
         if [ -n "$up" ]; then
             break
@@ -157,16 +151,11 @@ s3_start_s3s_fs() {
 # Every command is guarded: under `set -e` a failure inside an EXIT trap
 # would abort the cleanup and replace the script's exit status.
 s3_stop() {
-    local rc=$? i
-    if [ -n "${S3_PID:-}" ] && kill "$S3_PID" 2>/dev/null; then
-        # Poll rather than only `wait`: s3_stop may run in a shell that is
-        # not the server's parent.
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$S3_PID" 2>/dev/null || break
-            sleep 0.1 || true
-        done
-        kill -9 "$S3_PID" 2>/dev/null || true
-        wait "$S3_PID" 2>/dev/null || true
+    local rc=$?
+    # srv_kill polls rather than only `wait`s: s3_stop may run in a shell
+    # that is not the server's parent.
+    if [ -n "${S3_PID:-}" ]; then
+        srv_kill "$S3_PID"
     fi
     # Only ever remove a directory this library created.
     if [ -n "${S3_TMPDIR:-}" ] && [[ $S3_TMPDIR == /tmp/s3s-fs.* ]] && [ -d "$S3_TMPDIR" ]; then
@@ -193,3 +182,8 @@ s3_curl() {
         -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
         "$@" "$S3_ENDPOINT/$path"
 }
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    srv_main "bash $0 start [BUCKET] | S3_PID=... S3_TMPDIR=... bash $0 stop" s3_start_s3s_fs s3_stop \
+        S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_REGION S3_ROOT S3_PID S3_TMPDIR S3_SERVER_LOG -- "$@"
+fi

@@ -18,6 +18,7 @@ use super::Context;
 use super::output::throughput;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
+    super::output::require_open(0, "stdin")?;
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();

@@ -13,7 +13,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::config::options;
 use crate::engine::{self, Source};
 use crate::error::{Error, Result};
 use crate::layout;
@@ -28,7 +27,10 @@ pub async fn run(config: &Path, path: &str) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(format!("cannot read {path}"), e))?;
     let source = if is_plugin_config_copy(path) {
         let text = std::io::read_to_string(file).map_err(|e| Error::io(format!("cannot read {path}"), e))?;
-        Source { reader: Box::new(std::io::Cursor::new(redact_config(&text).into_bytes())), name: path.to_string() }
+        let redacted = crate::config::redact_copy(&text, &ctx.config.secrets.0).map_err(|why| {
+            Error::local(format!("{path} is gpbackup's copy of the plugin config, but it cannot be read to remove its secrets ({why}); it is not uploaded"))
+        })?;
+        Source { reader: Box::new(std::io::Cursor::new(redacted.into_bytes())), name: path.to_string() }
     } else {
         Source { reader: Box::new(file), name: path.to_string() }
     };
@@ -46,26 +48,6 @@ fn is_plugin_config_copy(path: &str) -> bool {
     name.starts_with("gpbackup_") && name.ends_with("_plugin_config.yaml")
 }
 
-/// Replaces the value of every secret option with `********`, line by line
-/// so that everything else stays byte-identical.
-fn redact_config(text: &str) -> String {
-    text.split_inclusive('\n')
-        .map(|line| {
-            let trimmed = line.trim_start();
-            let secret = options::secret_names()
-                .any(|k| trimmed.strip_prefix(k).is_some_and(|rest| rest.trim_start().starts_with(':')));
-            if secret {
-                let indent = &line[..line.len() - trimmed.len()];
-                let key = trimmed.split(':').next().unwrap_or_default().trim_end();
-                let newline = if line.ends_with('\n') { "\n" } else { "" };
-                format!("{indent}{key}: \"********\"{newline}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,17 +57,5 @@ mod tests {
         assert!(is_plugin_config_copy("/d/backups/20240101/20240101010101/gpbackup_20240101010101_plugin_config.yaml"));
         assert!(!is_plugin_config_copy("/d/backups/20240101/20240101010101/gpbackup_20240101010101_config.yaml"));
         assert!(!is_plugin_config_copy("/d/backups/20240101/20240101010101/gpbackup_20240101010101_toc.yaml"));
-    }
-
-    #[test]
-    fn redacts_only_secret_values() {
-        let text = "executablepath: /x\noptions:\n  aws_access_key_id: AKIA\n  aws_secret_access_key: \"abc/def\"\n  aws_session_token: tok\n  bucket: b\n  gpbackup_s3_plugin: pw\n";
-        let out = redact_config(text);
-        assert_eq!(
-            out,
-            "executablepath: /x\noptions:\n  aws_access_key_id: AKIA\n  aws_secret_access_key: \"********\"\n  aws_session_token: \"********\"\n  bucket: b\n  gpbackup_s3_plugin: \"********\"\n"
-        );
-        // Still a valid config for the parser.
-        assert!(crate::config::Config::parse(&(out + "  folder: f\n  region: r\n")).is_ok());
     }
 }

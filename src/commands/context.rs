@@ -22,6 +22,7 @@ impl Context {
     pub async fn open(config_path: &Path) -> Result<Context> {
         let config = load_config(config_path)?;
         let store = store::open(&store_settings(&config)).await?;
+        super::interrupt::register_store(&store);
         Ok(Context { config, store })
     }
 

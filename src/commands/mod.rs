@@ -16,6 +16,7 @@ mod context;
 mod delete_backup;
 mod delete_directory;
 mod hooks;
+mod interrupt;
 mod list_directory;
 mod output;
 mod purge;
@@ -38,12 +39,17 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
         Command::CleanupPluginForRestore(args) => hooks::cleanup_after_restore(&args),
-        command => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the async runtime", e))?
-            .block_on(run_async(command)),
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("cannot start the async runtime", e))?;
+            let outcome = runtime.block_on(interrupt::until_signal(run_async(command)));
+            // A reader still blocked on stdin must not keep the process.
+            runtime.shutdown_background();
+            outcome
+        }
     }
 }
 

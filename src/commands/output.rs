@@ -109,3 +109,29 @@ impl Report {
         }
     }
 }
+
+/// Fails unless file descriptor `fd` (0: stdin, 1: stdout) was open when
+/// the process started. Rust replaces a closed standard descriptor with
+/// /dev/null opened read-write before `main`, which for a data stream
+/// would be silent data loss (an empty backup, a restore into nothing); a
+/// shell's own `</dev/null` or `>/dev/null` opens it one way only, and is
+/// left alone.
+pub fn require_open(fd: i32, name: &str) -> crate::error::Result<()> {
+    // SAFETY: fcntl(F_GETFL) and fstat only read the descriptor's state.
+    let closed = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        let mut stat: libc::stat = std::mem::zeroed();
+        flags == -1
+            || (flags & libc::O_ACCMODE == libc::O_RDWR
+                && libc::fstat(fd, &mut stat) == 0
+                && stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+                && stat.st_rdev == libc::makedev(1, 3))
+    };
+    if closed {
+        return Err(crate::error::Error::local(format!(
+            "{name} is closed: there is no data stream to {}",
+            if fd == 0 { "read" } else { "write" }
+        )));
+    }
+    Ok(())
+}

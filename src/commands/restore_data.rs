@@ -16,6 +16,7 @@ use super::output::throughput;
 use super::wording::thaw_hint;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
+    super::output::require_open(1, "stdout")?;
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();

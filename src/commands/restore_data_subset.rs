@@ -22,6 +22,7 @@ pub async fn run(config: &Path, path: &str, offsets_file: &Path) -> Result<()> {
     let name = offsets_file.display().to_string();
     let text = std::fs::read_to_string(offsets_file).map_err(|e| Error::io(format!("offsets file {name}"), e))?;
     let ranges = offsets::parse(&text, &name)?;
+    super::output::require_open(1, "stdout")?;
     let ctx = Context::open(config).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let requested: u64 = ranges.iter().map(|r| r.end - r.start).sum();

@@ -20,11 +20,13 @@ use crate::error::Error;
 use crate::size::MIB;
 
 pub mod options;
+mod redact;
 mod sse;
 pub mod values;
 mod vault;
 pub mod yaml;
 
+pub use redact::redact_copy;
 pub use sse::{CustomerKey, Encryption, read_customer_key};
 pub use values::{ARCHIVED_CLASSES, STORAGE_CLASSES, parse_duration};
 pub use vault::{MAX_VAULT_PART_SIZE, MIN_VAULT_PART_SIZE, OnRetentionLocked, Vault};
@@ -312,6 +314,12 @@ impl Config {
         let http_proxy = v.given("http_proxy").map(str::to_string);
         if let Some(Err(why)) = http_proxy.as_deref().map(|p| values::check_url(p, &["http", "https"])) {
             v.problem(format!("http_proxy {why}"));
+        }
+        // A proxy's password is as secret as the keys.
+        if let Some(password) =
+            http_proxy.as_deref().and_then(|p| url::Url::parse(p).ok()).and_then(|u| u.password().map(str::to_string))
+        {
+            secrets.push(password);
         }
         let retry_max_attempts =
             v.count("retry_max_attempts", 1..=100, "a whole number from 1 to 100").unwrap_or_default();

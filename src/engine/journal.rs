@@ -76,6 +76,15 @@ pub fn entries(url_prefix: &str) -> Vec<Entry> {
         .collect()
 }
 
+/// The uploads this process noted and has not ended.
+pub fn entries_of_this_process() -> Vec<Entry> {
+    let prefix = format!("{}-", std::process::id());
+    entries("")
+        .into_iter()
+        .filter(|e| e.file.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .collect()
+}
+
 impl Entry {
     pub fn forget(self) {
         forget(Some(self.file))

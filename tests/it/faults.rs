@@ -2,10 +2,8 @@
 //! a real s3s-fs resets connections, answers 503 SlowDown and cuts
 //! responses short; streams must still come back byte-identical, every time.
 
-mod support;
-
-use support::fault_proxy::{FaultProxy, Faults};
-use support::*;
+use crate::support::fault_proxy::{FaultProxy, Faults};
+use crate::support::*;
 
 const TS: &str = "20240315123045";
 const MIB: usize = 1 << 20;

@@ -6,14 +6,12 @@
 //! enforces a lock policy on DeleteArchive, so the refusal a Locked vault
 //! answers is injected by a proxy in front of the real emulator.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::fault_proxy::{FaultProxy, Faults};
-use support::*;
+use crate::support::fault_proxy::{FaultProxy, Faults};
+use crate::support::*;
 
 const TS: &str = "20261122093000";
 

@@ -3,11 +3,9 @@
 //! classes, InvalidObjectState and RestoreObject). moto keeps objects in
 //! memory, so the data stays at a few MiB.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const TS: &str = "20240315123045";
 const TS2: &str = "20240316010101";

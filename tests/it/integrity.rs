@@ -2,11 +2,9 @@
 //! round-trip at every boundary, altered bytes are never written, a failed
 //! upload leaves nothing behind.
 
-mod support;
-
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 const TS: &str = "20240315123045";
 const MIB: usize = 1 << 20;

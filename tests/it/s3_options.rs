@@ -2,8 +2,6 @@
 //! proxy bypass, timeouts, addressing style, a private CA), each against a
 //! real process: s3s-fs, moto over TLS, or a socket the test controls.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -11,7 +9,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const TS: &str = "20240315123045";
 

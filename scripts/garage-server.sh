@@ -1,11 +1,17 @@
-# shellcheck shell=bash
-# A throw-away single-node Garage S3 server for the benchmark. Source this
-# file from bash, then:
+# shellcheck shell=bash source-path=SCRIPTDIR
+# A throw-away single-node Garage S3 server for the benchmark and
+# `make test-compat` (the Rust integration tests against Garage). Source
+# this file from bash, then:
 #
-#     source bench/garage-server.sh
+#     source scripts/garage-server.sh
 #     garage_start DIR [BUCKET]     # DIR: an empty directory (under /tmp)
 #     ...
 #     garage_stop
+#
+# or run it (see scripts/server-common.sh):
+#
+#     bash scripts/garage-server.sh start DIR [BUCKET]   # prints S3_...=VALUE lines
+#     S3_PID=... bash scripts/garage-server.sh stop
 #
 # garage_start writes DIR/garage.toml (sqlite metadata, replication factor 1,
 # compression off, everything on 127.0.0.1 free ports), starts
@@ -23,6 +29,9 @@
 # The binary is $GARAGE if set, else garage on PATH, else ~/.cargo/bin/garage
 # (scripts/ensure-garage.sh installs it there).
 
+# shellcheck source=server-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/server-common.sh"
+
 garage__find() {
     local p
     if [ -n "${GARAGE:-}" ]; then
@@ -39,25 +48,17 @@ garage__find() {
     fi
 }
 
-garage__hex() {
-    head -c "$1" /dev/urandom | od -An -v -tx1 | tr -d ' \n'
-}
-
-garage__free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # garage_start DIR [BUCKET]
 garage_start() {
     local dir=$1 bucket=${2:-gpbackup-bench}
     local bin rpc s3 admin access secret attempt i up pid
     bin=$(garage__find) || { echo "garage-server: garage not found" >&2; return 1; }
     mkdir -p "$dir" || return 1
-    access=GK$(garage__hex 12)
-    secret=$(garage__hex 32)
+    access=GK$(srv_random_hex 12)
+    secret=$(srv_random_hex 32)
     up=
     for attempt in 1 2 3; do
-        rpc=$(garage__free_port) && s3=$(garage__free_port) && admin=$(garage__free_port) || return 1
+        rpc=$(srv_free_port) && s3=$(srv_free_port) && admin=$(srv_free_port) || return 1
         cat >"$dir/garage.toml" <<EOF
 metadata_dir = "$dir/meta"
 data_dir = "$dir/data"
@@ -66,7 +67,7 @@ replication_factor = 1
 compression_level = "none"
 rpc_bind_addr = "127.0.0.1:$rpc"
 rpc_public_addr = "127.0.0.1:$rpc"
-rpc_secret = "$(garage__hex 32)"
+rpc_secret = "$(srv_random_hex 32)"
 
 [s3_api]
 s3_region = "us-east-1"
@@ -75,7 +76,7 @@ root_domain = ".localhost"
 
 [admin]
 api_bind_addr = "127.0.0.1:$admin"
-admin_token = "$(garage__hex 16)"
+admin_token = "$(srv_random_hex 16)"
 EOF
         GARAGE_DEFAULT_ACCESS_KEY=$access GARAGE_DEFAULT_SECRET_KEY=$secret GARAGE_DEFAULT_BUCKET=$bucket \
             RUST_LOG=warn "$bin" -c "$dir/garage.toml" server --single-node --default-bucket \
@@ -91,8 +92,7 @@ EOF
             sleep 0.1
         done
         [ -n "$up" ] && break
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        srv_kill "$pid"
         echo "garage-server: garage did not become healthy (attempt $attempt); its log:" >&2
         tail -n 20 "$dir/server.log" | sed 's/^/    /' >&2
         rm -rf -- "${dir:?}/meta" "${dir:?}/data"
@@ -109,15 +109,15 @@ EOF
 }
 
 garage_stop() {
-    local rc=$? i
-    if [ -n "${S3_PID:-}" ] && kill "$S3_PID" 2>/dev/null; then
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$S3_PID" 2>/dev/null || break
-            sleep 0.1 || true
-        done
-        kill -9 "$S3_PID" 2>/dev/null || true
-        wait "$S3_PID" 2>/dev/null || true
+    local rc=$?
+    if [ -n "${S3_PID:-}" ]; then
+        srv_kill "$S3_PID"
     fi
     unset S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_REGION S3_PID S3_SERVER_LOG GARAGE_DIR
     return "$rc"
 }
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    srv_main "bash $0 start DIR [BUCKET] | S3_PID=... bash $0 stop" garage_start garage_stop \
+        S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_REGION S3_PID S3_SERVER_LOG GARAGE_DIR -- "$@"
+fi
