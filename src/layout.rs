@@ -20,14 +20,29 @@ pub const MANIFEST_SUFFIX: &str = ".gpbackup_manifest";
 /// What follows a payload key in its vault catalog entry's key.
 pub const CATALOG_SUFFIX: &str = ".gpbackup_vault";
 
-/// The sidecar key holding a multipart object's integrity manifest.
-pub fn manifest_key(key: &str) -> String {
-    format!("{key}{MANIFEST_SUFFIX}")
+/// An upload's id, as manifest keys carry it: 16 lowercase hex digits.
+pub fn is_upload_id(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The object a manifest key belongs to.
-pub fn manifest_owner(manifest_key: &str) -> Option<&str> {
-    manifest_key.strip_suffix(MANIFEST_SUFFIX).filter(|k| !k.is_empty())
+/// The sidecar key holding the integrity manifest of upload `id` of a
+/// multipart object (`<key>.<id>.gpbackup_manifest`), or, for objects of
+/// earlier releases (no id), `<key>.gpbackup_manifest`.
+pub fn manifest_key_of(key: &str, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("{key}.{id}{MANIFEST_SUFFIX}"),
+        None => format!("{key}{MANIFEST_SUFFIX}"),
+    }
+}
+
+/// The object a manifest key belongs to, and the upload id it names.
+pub fn manifest_owner(manifest_key: &str) -> Option<(&str, Option<&str>)> {
+    let rest = manifest_key.strip_suffix(MANIFEST_SUFFIX)?;
+    let (owner, id) = match rest.rsplit_once('.') {
+        Some((owner, id)) if is_upload_id(id) => (owner, Some(id)),
+        _ => (rest, None),
+    };
+    (!owner.is_empty()).then_some((owner, id))
 }
 
 /// The key of a vault archive's catalog entry.
@@ -215,7 +230,10 @@ mod tests {
 
     #[test]
     fn side_objects() {
-        assert_eq!(manifest_owner(&manifest_key("f/k")), Some("f/k"));
+        assert_eq!(manifest_owner(&manifest_key_of("f/k", None)), Some(("f/k", None)));
+        let id = "0123456789abcdef";
+        assert_eq!(manifest_key_of("f/k.gz", Some(id)), "f/k.gz.0123456789abcdef.gpbackup_manifest");
+        assert_eq!(manifest_owner(&manifest_key_of("f/k.gz", Some(id))), Some(("f/k.gz", Some(id))));
         assert_eq!(catalog_owner(&catalog_key("f/k")), Some("f/k"));
         assert_eq!(catalog_owner("f/k.gpbackup_manifest"), None);
         assert_eq!(catalog_owner(CATALOG_SUFFIX), None);

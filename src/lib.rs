@@ -17,6 +17,7 @@ pub mod error;
 pub mod layout;
 pub mod log;
 pub mod offsets;
+pub mod record;
 pub mod size;
 pub mod store;
 

@@ -42,7 +42,7 @@ pub async fn abort_leftovers(ctx: &Context, prefix: &str, everywhere: bool) -> R
         let present: HashSet<&str> = objects.iter().map(String::as_str).collect();
         let stale: Vec<String> = objects
             .iter()
-            .filter(|k| layout::manifest_owner(k).is_some_and(|object| !present.contains(object)))
+            .filter(|k| layout::manifest_owner(k).is_some_and(|(object, _)| !present.contains(object)))
             .cloned()
             .collect();
         for batch in stale.chunks(DELETE_BATCH) {

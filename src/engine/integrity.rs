@@ -5,10 +5,15 @@
 //! `gpbackup-integrity`:
 //! - `v1 size=<bytes> crc64nvme=<hex>` for an object stored in one request:
 //!   the whole object's CRC-64/NVME;
-//! - `v1 manifest` for a multipart object: its parts' sizes and CRCs, and the
-//!   whole object's, are in a small sidecar object `<key>.gpbackup_manifest`
-//!   written before the upload is completed (S3 metadata must be set when a
-//!   multipart upload starts, before the data is known).
+//! - `v1 manifest id=<16 hex>` for a multipart object: its parts' sizes and
+//!   CRCs, and the whole object's, are in a small sidecar object
+//!   `<key>.<id>.gpbackup_manifest` written before the upload is completed
+//!   (S3 metadata must be set when a multipart upload starts, before the
+//!   data is known). The id is the upload's own, so each version of an
+//!   object names exactly its manifest: two writers racing on one key leave
+//!   the object of the last completion with its own manifest, and a failed
+//!   re-upload leaves the earlier object's manifest alone. (`v1 manifest`
+//!   without an id, from earlier releases, names `<key>.gpbackup_manifest`.)
 //!
 //! On restore each part is fetched whole and checked against its CRC before
 //! any of its bytes is written, and the whole object's CRC is checked before
@@ -24,9 +29,8 @@
 use std::fmt::Write as _;
 
 use crate::error::Error;
+pub use crate::record::{META_KEY, Record};
 
-/// The user-metadata key (sent as `x-amz-meta-gpbackup-integrity`).
-pub const META_KEY: &str = "gpbackup-integrity";
 const MANIFEST_HEADER: &str = "gpbackup_s3_plugin manifest v1";
 
 /// CRC-64/NVME of `data`.
@@ -39,53 +43,17 @@ pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Nvme, crc_a, crc_b, len_b)
 }
 
-/// What an object's metadata says about its integrity record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// No record: restore with length checks only.
-    None,
-    Single {
-        size: u64,
-        crc: u64,
-    },
-    Manifest,
-}
-
-impl Record {
-    pub fn single(size: u64, crc: u64) -> String {
-        format!("v1 size={size} crc64nvme={crc:016x}")
+/// A new upload's id: 16 random hex digits, unique across the hosts of a
+/// cluster.
+pub fn new_upload_id() -> String {
+    let mut bytes = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if random.is_err() {
+        // No /dev/urandom: the clock and the process id, mixed.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes = crc64(format!("{nanos} {}", std::process::id()).as_bytes()).to_le_bytes();
     }
-
-    pub fn manifest() -> String {
-        "v1 manifest".to_string()
-    }
-
-    /// Reads the metadata value; an unreadable one is an error, not `None`,
-    /// so a damaged record can never switch verification off.
-    pub fn parse(value: Option<&str>, url: &str) -> Result<Record, Error> {
-        let Some(value) = value else { return Ok(Record::None) };
-        let bad = || Error::integrity(format!("{url}: unreadable {META_KEY} metadata {value:?}"));
-        let mut words = value.split_ascii_whitespace();
-        if words.next() != Some("v1") {
-            return Err(bad());
-        }
-        let rest: Vec<&str> = words.collect();
-        if rest == ["manifest"] {
-            return Ok(Record::Manifest);
-        }
-        let (mut size, mut crc) = (None, None);
-        for word in rest {
-            match word.split_once('=') {
-                Some(("size", v)) => size = v.parse().ok(),
-                Some(("crc64nvme", v)) => crc = u64::from_str_radix(v, 16).ok(),
-                _ => return Err(bad()),
-            }
-        }
-        match (size, crc) {
-            (Some(size), Some(crc)) => Ok(Record::Single { size, crc }),
-            _ => Err(bad()),
-        }
-    }
+    hex::encode(bytes)
 }
 
 /// One stored part: its length and CRC.
@@ -195,17 +163,6 @@ mod tests {
             text.clone() + "part x y\n",
         ] {
             assert!(Manifest::parse(&damaged, "u").is_err(), "{damaged:?}");
-        }
-    }
-
-    #[test]
-    fn metadata_values() {
-        assert_eq!(Record::parse(None, "u").unwrap(), Record::None);
-        let v = Record::single(10, 0xabc);
-        assert_eq!(Record::parse(Some(&v), "u").unwrap(), Record::Single { size: 10, crc: 0xabc });
-        assert_eq!(Record::parse(Some(&Record::manifest()), "u").unwrap(), Record::Manifest);
-        for bad in ["", "v2 manifest", "v1", "v1 size=1", "v1 size=x crc64nvme=1", "v1 extra=1"] {
-            assert!(Record::parse(Some(bad), "u").is_err(), "{bad:?}");
         }
     }
 }

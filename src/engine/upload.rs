@@ -129,17 +129,20 @@ pub async fn upload(
         return put_single(&*store, key, first, class).await;
     }
 
-    let metadata = vec![(META_KEY.to_string(), Record::manifest())];
+    let id = integrity::new_upload_id();
+    let metadata = vec![(META_KEY.to_string(), Record::manifest(&id))];
     let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata, class).await?);
     let note = journal::record(&store.url(key), key, &upload.upload_id());
-    let result = finish_multipart(&*store, key, &upload, &mut reader, [first, second], transfer.concurrency).await;
+    let manifest_key = layout::manifest_key_of(key, Some(&id));
+    let result =
+        finish_multipart(&*store, &manifest_key, &upload, &mut reader, [first, second], transfer.concurrency).await;
     journal::forget(note);
     result
 }
 
 async fn finish_multipart(
     store: &dyn Store,
-    key: &str,
+    manifest_key: &str,
     upload: &Arc<dyn MultipartUpload>,
     reader: &mut Reader,
     first_two: [Part; 2],
@@ -150,17 +153,17 @@ async fn finish_multipart(
         Err(e) => return Err(abort_after(&**upload, e).await),
     };
     // The manifest goes first: once the object is complete, its manifest
-    // must already be there for a restore to verify it.
-    let manifest_key = layout::manifest_key(key);
+    // must already be there for a restore to verify it. It is this upload's
+    // own, so removing it after a failure touches no earlier version's.
     let manifest = Manifest::new(std::mem::take(&mut reader.sums));
     let stored = async {
-        store.put(&manifest_key, Bytes::from(manifest.to_text()), &Vec::new(), ObjectClass::Metadata).await?;
+        store.put(manifest_key, Bytes::from(manifest.to_text()), &Vec::new(), ObjectClass::Metadata).await?;
         upload.complete(parts).await
     };
     match stored.await {
         Ok(()) => Ok(reader.total),
         Err(e) => {
-            let _ = store.delete_many(std::slice::from_ref(&manifest_key)).await;
+            let _ = store.delete_many(&[manifest_key.to_string()]).await;
             Err(abort_after(&**upload, e).await)
         }
     }
@@ -278,7 +281,9 @@ mod tests {
         assert_eq!(up(&store, "big", bytes.clone()).await.unwrap(), bytes.len() as u64);
         assert_eq!(store.count(Op::PutPart), 3);
         assert_eq!(store.object("big").unwrap(), bytes);
-        let manifest = store.object(&layout::manifest_key("big")).expect("the manifest");
+        let manifest_key = store.keys().into_iter().find(|k| layout::manifest_owner(k).is_some()).expect("a manifest");
+        assert_eq!(layout::manifest_owner(&manifest_key).unwrap().0, "big");
+        let manifest = store.object(&manifest_key).unwrap();
         let manifest = Manifest::parse(std::str::from_utf8(&manifest).unwrap(), "m").unwrap();
         assert_eq!((manifest.size, manifest.crc), (bytes.len() as u64, integrity::crc64(&bytes)));
         assert_eq!(store.open_upload_count(), 0);

@@ -179,6 +179,7 @@ impl Store for MemoryStore {
             data: object.data.slice(start as usize..end as usize),
             total_size: size,
             metadata: object.metadata.clone(),
+            etag: Some(format!("{:016x}", crc_fast::crc64_nvme(&object.data))),
         })
     }
 

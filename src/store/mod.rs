@@ -172,12 +172,15 @@ pub struct PartTag {
 /// User metadata of an object (names without the `x-amz-meta-` prefix).
 pub type Metadata = Vec<(String, String)>;
 
-/// Bytes of one object, the object's total size, and its user metadata.
+/// Bytes of one object, the object's total size, its user metadata, and
+/// what identifies this version of it (its ETag): every range of one
+/// restore must come from the same version.
 #[derive(Debug)]
 pub struct Fetched {
     pub data: Bytes,
     pub total_size: u64,
     pub metadata: Metadata,
+    pub etag: Option<String>,
 }
 
 impl Fetched {

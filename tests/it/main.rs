@@ -11,6 +11,8 @@ mod cold_storage;
 mod faults;
 mod glacier_vault;
 mod gpbackup_e2e;
+mod hardening_data;
+mod hardening_input;
 mod integrity;
 mod protocol;
 mod s3_options;

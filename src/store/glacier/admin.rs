@@ -10,7 +10,6 @@ use super::catalog::{self, Entry};
 use super::client::on_vault;
 use super::jobs::{JOB_DESCRIPTION, JobState, expired, parse_date};
 use crate::error::{Error, Kind, Result};
-use crate::layout;
 use crate::store::aws::{HttpResponse, classify};
 use crate::store::{Fact, InventoryArchive, LockStatus, VaultDescription};
 
@@ -207,8 +206,9 @@ impl Vault {
         // A multipart archive's record points at its manifest; without the
         // manifest the tree hash alone vouches for the bytes.
         entry.metadata = described.metadata;
-        let manifest = layout::manifest_key(&described.key);
-        if entry.metadata.iter().any(|(_, v)| v.contains("manifest"))
+        let record = entry.metadata.iter().find(|(k, _)| k == crate::record::META_KEY).map(|(_, v)| v.as_str());
+        if let Some(manifest) =
+            crate::record::Record::parse(record, &described.key).ok().and_then(|r| r.manifest_key(&described.key))
             && matches!(self.bucket.get_range(&manifest, 0..1).await, Err(e) if e.is(Kind::NotFound))
         {
             entry.metadata.clear();

@@ -55,10 +55,11 @@ impl Vault {
         let end = range.end.min(entry.size);
         let start = range.start.min(end);
         let Some(archive_id) = &entry.archive_id else {
-            return Ok(Fetched { data: Bytes::new(), total_size: 0, metadata });
+            return Ok(Fetched { data: Bytes::new(), total_size: 0, metadata, etag: None });
         };
+        let etag = Some(archive_id.clone());
         if start == end {
-            return Ok(Fetched { data: Bytes::new(), total_size: entry.size, metadata });
+            return Ok(Fetched { data: Bytes::new(), total_size: entry.size, metadata, etag });
         }
         let thaw = |why: &str| Error::archived(format!("{} (archive {archive_id}) {why}", self.vault_url(&entry.key)));
         let Some(retrieval) = &entry.retrieval else { return Err(thaw("has not been thawed: no retrieval job")) };
@@ -103,7 +104,7 @@ impl Vault {
             })
             .await?;
         self.check_range(entry, start, end, &data, echoed.as_deref())?;
-        Ok(Fetched { data, total_size: entry.size, metadata })
+        Ok(Fetched { data, total_size: entry.size, metadata, etag })
     }
 
     /// Glacier sends a range's tree hash when the range is a node of the

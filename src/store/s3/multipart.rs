@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use bytes::Bytes;
 
 use super::S3Store;
-use super::objects::{crc32c_header, to_map};
+use super::objects::{crc32c_header, not_s3, to_map};
 use super::sse::{sse_c, sse_create};
 use crate::config::CustomerKey;
 use crate::error::{Error, Result};
@@ -41,6 +41,7 @@ impl S3Store {
             Error::service(format!("start multipart upload to {}: the server returned no upload id", self.url(key)))
         })?;
         Ok(Box::new(S3Multipart {
+            server: self.server.clone(),
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             key: key.to_string(),
@@ -98,6 +99,7 @@ impl S3Store {
 const UNSUPPORTED: &str = "NotImplemented";
 
 struct S3Multipart {
+    server: String,
     client: Client,
     bucket: String,
     key: String,
@@ -133,6 +135,9 @@ impl MultipartUpload for S3Multipart {
             .send()
             .await
             .map_err(|e| classify(&format!("upload part {number} of"), &self.url(), e))?;
+        if out.e_tag().is_none_or(str::is_empty) {
+            return Err(not_s3(&self.server, &format!("upload part {number} of"), &self.url()));
+        }
         Ok(PartTag {
             number,
             etag: out.e_tag().map(str::to_string),
@@ -161,8 +166,12 @@ impl MultipartUpload for S3Multipart {
             .upload_id(&self.upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
         // SSE-C objects stored with checksums need the key to complete.
-        let Err(e) = sse_c!(request, self.customer_key.as_ref()).send().await else { return Ok(()) };
-        let err = classify("complete multipart upload to", &self.url(), e);
+        let err = match sse_c!(request, self.customer_key.as_ref()).send().await {
+            Ok(out) if out.e_tag().is_some_and(|t| !t.is_empty()) => return Ok(()),
+            // A 200 that is not S3's: whether the object is ours is checked below.
+            Ok(_) => not_s3(&self.server, "complete multipart upload to", &self.url()),
+            Err(e) => classify("complete multipart upload to", &self.url(), e),
+        };
         // A completion retried after its answer was lost finds the upload
         // gone (NoSuchUpload, or AccessDenied on some servers) although it
         // succeeded: the object is there, with exactly our parts' ETag.

@@ -62,12 +62,17 @@ impl S3Store {
             .set_tagging(self.tagging.clone())
             .checksum_crc32_c(crc32c_header(&data))
             .body(ByteStream::from(data));
-        sse_create!(request, &self.encryption)
+        let out = sse_create!(request, &self.encryption)
             .customize()
             .disable_payload_signing()
             .send()
             .await
             .map_err(|e| self.write_error("upload to", key, class, e))?;
+        // Every S3 server answers a stored object with its ETag; a 200
+        // without one came from something else (a gateway's page).
+        if out.e_tag().is_none_or(str::is_empty) {
+            return Err(not_s3(&self.server, "upload to", &self.url(key)));
+        }
         Ok(())
     }
 
@@ -85,18 +90,43 @@ impl S3Store {
             // A range starting at 0 is unsatisfiable only on an empty object.
             Err(e) if range.start == 0 && http_status(&e) == Some(416) => {
                 return match self.head_object(key).await? {
-                    Some((0, metadata)) => Ok(Fetched { data: Bytes::new(), total_size: 0, metadata }),
+                    Some((0, metadata, etag)) => Ok(Fetched { data: Bytes::new(), total_size: 0, metadata, etag }),
                     _ => Err(classify("download", &self.url(key), e)),
                 };
             }
             Err(e) => return Err(classify("download", &self.url(key), e)),
         };
+        let etag = out.e_tag().filter(|t| !t.is_empty()).map(str::to_string);
+        if etag.is_none() {
+            return Err(not_s3(&self.server, "download", &self.url(key)));
+        }
+        let length = out.content_length().unwrap_or(0).max(0) as u64;
         let total_size = match out.content_range() {
-            Some(cr) => parse_content_range_total(cr).ok_or_else(|| {
-                Error::service(format!("download {}: unparsable Content-Range {cr:?}", self.url(key)))
-            })?,
-            // A server that ignores Range sends the whole object.
-            None => out.content_length().unwrap_or(0).max(0) as u64,
+            Some(cr) => {
+                let (start, end, total) = parse_content_range(cr).ok_or_else(|| {
+                    Error::transient(format!("download {}: unparsable Content-Range {cr:?}", self.url(key)))
+                })?;
+                // The bytes must be the ones asked for, and as many as said.
+                if start != range.start || end.checked_sub(start).and_then(|n| n.checked_add(1)) != Some(length) {
+                    return Err(Error::transient(format!(
+                        "download {}: asked for bytes {}..{}, the answer holds {cr:?} ({length} bytes)",
+                        self.url(key),
+                        range.start,
+                        range.end
+                    )));
+                }
+                total
+            }
+            // A server may answer a range covering the whole object with
+            // the whole object; anything else without a Content-Range is
+            // not the range asked for.
+            None if range.start == 0
+                && length <= range.end
+                && !out.content_type().is_some_and(|t| t.starts_with("text/html")) =>
+            {
+                length
+            }
+            None => return Err(not_s3(&self.server, "download", &self.url(key))),
         };
         let whole = out.content_range().is_none();
         let metadata = from_map(out.metadata());
@@ -141,14 +171,19 @@ impl S3Store {
             let start = (range.start as usize).min(end);
             data = data.slice(start..end);
         }
-        Ok(Fetched { data, total_size, metadata })
+        Ok(Fetched { data, total_size, metadata, etag })
     }
 
-    /// The object's size and metadata, or `None` when there is none.
-    pub(super) async fn head_object(&self, key: &str) -> Result<Option<(u64, Metadata)>> {
+    /// The object's size, metadata and ETag, or `None` when there is none.
+    pub(super) async fn head_object(&self, key: &str) -> Result<Option<(u64, Metadata, Option<String>)>> {
         let request = self.client.head_object().bucket(&self.bucket).key(key);
         match sse_c!(request, self.customer_key()).send().await {
-            Ok(out) => Ok(Some((out.content_length().unwrap_or(0).max(0) as u64, from_map(out.metadata())))),
+            Ok(out) if out.e_tag().is_none_or(str::is_empty) => Err(not_s3(&self.server, "look up", &self.url(key))),
+            Ok(out) => Ok(Some((
+                out.content_length().unwrap_or(0).max(0) as u64,
+                from_map(out.metadata()),
+                out.e_tag().map(str::to_string),
+            ))),
             Err(e) if http_status(&e) == Some(404) => Ok(None),
             Err(e) => Err(classify("look up", &self.url(key), e)),
         }
@@ -170,7 +205,12 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| classify("list", &self.url(prefix), e))?;
-        let objects = out
+        // A ListBucketResult names its bucket; a page from anything else
+        // (a gateway's XML) does not, and must not pass for "no objects".
+        if out.name() != Some(self.bucket.as_str()) {
+            return Err(not_s3(&self.server, "list", &self.url(prefix)));
+        }
+        let objects: Vec<ObjectMeta> = out
             .contents()
             .iter()
             .filter_map(|o| {
@@ -178,6 +218,17 @@ impl S3Store {
                 Some(ObjectMeta { key: o.key()?.to_string(), size: o.size().unwrap_or(0).max(0) as u64, cold })
             })
             .collect();
+        // Keys outside the prefix asked for (a server that ignores the
+        // prefix) are a fault: a delete must never reach them.
+        if let Some(foreign) = objects.iter().find(|o| !o.key.starts_with(prefix)) {
+            return Err(Error::service(format!(
+                "list {}: {} answered with key {:?}, which is outside the prefix asked for; nothing is done with \
+                 such a listing",
+                self.url(prefix),
+                self.server,
+                crate::layout::printable(&foreign.key)
+            )));
+        }
         let next = if out.is_truncated() == Some(true) {
             Some(out.next_continuation_token().map(str::to_string).ok_or_else(|| {
                 Error::service(format!("list {}: truncated listing without a continuation token", self.url(prefix)))
@@ -197,9 +248,11 @@ impl S3Store {
             .map(|k| ObjectIdentifier::builder().key(k).build())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::service(format!("delete: {e}")))?;
+        // Not quiet: every key must come back as deleted or as an error,
+        // so an answer that is not S3's cannot pass for a delete.
         let delete = Delete::builder()
             .set_objects(Some(objects))
-            .quiet(true)
+            .quiet(false)
             .build()
             .map_err(|e| Error::service(format!("delete: {e}")))?;
         let out = self
@@ -222,6 +275,10 @@ impl S3Store {
                 keys.len()
             ))
             .with_code(first.code()));
+        }
+        let answered: std::collections::HashSet<&str> = out.deleted().iter().filter_map(|d| d.key()).collect();
+        if let Some(missing) = keys.iter().find(|k| !answered.contains(k.as_str())) {
+            return Err(not_s3(&self.server, "delete", &self.url(missing)));
         }
         Ok(DeleteOutcome::default())
     }
@@ -249,9 +306,20 @@ pub(super) fn crc32c_header(data: &[u8]) -> String {
     aws_smithy_types::base64::encode(crc.to_be_bytes())
 }
 
-/// `bytes 0-99/1234` -> 1234.
-fn parse_content_range_total(value: &str) -> Option<u64> {
-    value.rsplit('/').next()?.trim().parse().ok()
+/// `bytes 0-99/1234` -> (0, 99, 1234).
+fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    Some((start.trim().parse().ok()?, end.trim().parse().ok()?, total.trim().parse().ok()?))
+}
+
+/// A 200 answer that is not what S3 answers: retried, as a load balancer's
+/// page usually passes.
+pub(super) fn not_s3(server: &str, action: &str, url: &str) -> Error {
+    Error::transient(format!(
+        "{action} {url}: {server} answered with something that is not an S3 response (no ETag, no Content-Range, \
+         or not the document asked for)"
+    ))
 }
 
 #[cfg(test)]
@@ -265,9 +333,9 @@ mod tests {
     }
 
     #[test]
-    fn content_range_total() {
-        assert_eq!(parse_content_range_total("bytes 0-99/1234"), Some(1234));
-        assert_eq!(parse_content_range_total("bytes */0"), Some(0));
-        assert_eq!(parse_content_range_total("garbage"), None);
+    fn content_ranges() {
+        assert_eq!(parse_content_range("bytes 0-99/1234"), Some((0, 99, 1234)));
+        assert_eq!(parse_content_range("bytes */0"), None);
+        assert_eq!(parse_content_range("garbage"), None);
     }
 }

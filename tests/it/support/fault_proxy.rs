@@ -1,8 +1,11 @@
 //! A fault-injecting HTTP proxy, placed between the plugin and a real S3
 //! server: it forwards each request unchanged (the Host header too, so SigV4
 //! signatures stay valid) and, at the configured rates, answers 503
-//! SlowDown (or a Glacier AccessDeniedException) instead, drops the connection without answering, cuts the
-//! response off partway, or stalls before answering.
+//! SlowDown (or a Glacier AccessDeniedException) instead, drops the
+//! connection without answering, cuts the response off partway, stalls
+//! before answering, answers 200 with something that is not S3 (a
+//! gateway's HTML page, garbage XML), slips foreign keys into listings,
+//! holds chosen requests back, or starts answering 503 late in a run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +27,20 @@ pub struct Faults {
     /// vault lock policy's Deny produces) without forwarding.
     pub deny: f64,
     pub stall_for: Duration,
+    /// Answer `200 OK` with a load balancer's HTML page (no ETag) without
+    /// forwarding.
+    pub html: f64,
+    /// Answer `200 OK` with XML that is not what was asked for, without
+    /// forwarding.
+    pub garbage: f64,
+    /// Add keys outside the prefix asked for to every object listing.
+    pub foreign_keys: bool,
+    /// Forward, and hold the answer back this long (every matching request).
+    pub delay: Duration,
+    /// After the proxy has run this long, answer the next `late_slowdowns`
+    /// matching requests with 503 SlowDown.
+    pub late_after: Duration,
+    pub late_slowdowns: u64,
     /// Inject faults only into requests whose request line starts with the
     /// first string and contains the second (e.g. `("POST ", "uploadId=")`:
     /// CompleteMultipartUpload).
@@ -38,6 +55,8 @@ pub struct Stats {
     pub truncations: AtomicU64,
     pub stalls: AtomicU64,
     pub denials: AtomicU64,
+    pub pages: AtomicU64,
+    pub late: AtomicU64,
 }
 
 impl Stats {
@@ -47,6 +66,8 @@ impl Stats {
             + self.truncations.load(Ordering::Relaxed)
             + self.stalls.load(Ordering::Relaxed)
             + self.denials.load(Ordering::Relaxed)
+            + self.pages.load(Ordering::Relaxed)
+            + self.late.load(Ordering::Relaxed)
     }
 }
 
@@ -68,6 +89,11 @@ struct Rng(u64);
 
 impl Rng {
     fn chance(&mut self, p: f64) -> bool {
+        // A fault that is off draws nothing: adding kinds of faults keeps
+        // every seeded test's sequence as it was.
+        if p <= 0.0 {
+            return false;
+        }
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -84,6 +110,7 @@ impl FaultProxy {
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (stats2, stop2) = (stats.clone(), stop.clone());
+        let started = std::time::Instant::now();
         std::thread::spawn(move || {
             for (n, conn) in listener.incoming().enumerate() {
                 if stop2.load(Ordering::Relaxed) {
@@ -93,7 +120,7 @@ impl FaultProxy {
                 let (upstream, stats) = (upstream.clone(), stats2.clone());
                 let rng = Rng((seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &upstream, faults, &stats, rng);
+                    let _ = serve(conn, &upstream, faults, &stats, rng, started);
                 });
             }
         });
@@ -101,7 +128,14 @@ impl FaultProxy {
     }
 }
 
-fn serve(client: TcpStream, upstream: &str, faults: Faults, stats: &Stats, mut rng: Rng) -> std::io::Result<()> {
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    faults: Faults,
+    stats: &Stats,
+    mut rng: Rng,
+    started: std::time::Instant,
+) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
@@ -136,12 +170,38 @@ fn serve(client: TcpStream, upstream: &str, faults: Faults, stats: &Stats, mut r
             stats.resets.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        if rng.chance(faults.slowdown) {
-            stats.slowdowns.fetch_add(1, Ordering::Relaxed);
+
+        let late = faults.late_slowdowns > 0
+            && started.elapsed() >= faults.late_after
+            && stats.late.fetch_add(1, Ordering::Relaxed) < faults.late_slowdowns;
+        if late || rng.chance(faults.slowdown) {
+            if !late {
+                stats.slowdowns.fetch_add(1, Ordering::Relaxed);
+            }
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
             write!(
                 client,
                 "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            continue;
+        }
+        if rng.chance(faults.html) {
+            stats.pages.fetch_add(1, Ordering::Relaxed);
+            let page = "<html><head><title>Service Unavailable</title></head><body><h1>Please try again later</h1></body></html>";
+            write!(
+                client,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{page}",
+                page.len()
+            )?;
+            continue;
+        }
+        if rng.chance(faults.garbage) {
+            stats.pages.fetch_add(1, Ordering::Relaxed);
+            let xml = "<?xml version=\"1.0\"?><Maintenance><Until>soon</Until>";
+            write!(
+                client,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
                 xml.len()
             )?;
             continue;
@@ -177,6 +237,14 @@ fn serve(client: TcpStream, upstream: &str, faults: Faults, stats: &Stats, mut r
             stats.stalls.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(faults.stall_for);
         }
+        if !faults.delay.is_zero() {
+            std::thread::sleep(faults.delay);
+        }
+        let response = if faults.foreign_keys && request_line.contains("list-type=2") {
+            foreign_keys(&response)
+        } else {
+            response
+        };
         // The client may reuse its connection: drop the server's `close`.
         let response = strip_connection_close(&response);
         client.write_all(&response)?;
@@ -221,4 +289,28 @@ fn strip_connection_close(response: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&response[end..]);
     out
+}
+
+/// A listing with two keys outside any prefix added, as a server or
+/// gateway that ignores `prefix` would answer.
+fn foreign_keys(response: &[u8]) -> Vec<u8> {
+    let Some(end) = header_end(response) else { return response.to_vec() };
+    let body = String::from_utf8_lossy(&response[end..]).into_owned();
+    let extra = "<Contents><Key>zz-someone-else/precious.dat</Key><Size>5</Size><StorageClass>STANDARD</StorageClass></Contents>\
+                 <Contents><Key>another-backup/file</Key><Size>5</Size><StorageClass>STANDARD</StorageClass></Contents>";
+    let Some(at) = body.find("</ListBucketResult>") else { return response.to_vec() };
+    let body = format!("{}{extra}{}", &body[..at], &body[at..]);
+    let head = String::from_utf8_lossy(&response[..end]);
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(&format!("content-length: {}\r\n", body.len()));
+        } else if !line.to_ascii_lowercase().starts_with("transfer-encoding:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
 }
