@@ -88,7 +88,7 @@ fn archived_backup_is_refused_then_thawed_and_restored() {
     // (moto records the bucket-key flag of single-request uploads only.)
     let head = server.head(&payload_keys[1]);
     assert!(head.contains("x-amz-server-side-encryption-bucket-key-enabled: true"), "{head}");
-    let manifest = server.head(&format!("{}.gpbackup_manifest", c.key(TS, &format!("gpbackup_0_{TS}"))));
+    let manifest = server.head(&c.manifest_key(&c.key(TS, &format!("gpbackup_0_{TS}"))));
     assert!(!manifest.contains("x-amz-storage-class"), "manifest must stay STANDARD: {manifest}");
     let metadata = server.head(&c.key(TS, &format!("gpbackup_{TS}_metadata.sql")));
     assert!(!metadata.contains("x-amz-storage-class"), "metadata must stay STANDARD: {metadata}");
@@ -267,7 +267,7 @@ fn instant_classes_need_no_thaw_and_check_reports_them() {
     assert!(head.contains("x-amz-storage-class: GLACIER_IR"), "{head}");
     let head = server.head(&c.key(TS, &format!("gpbackup_{TS}_metadata.sql")));
     assert!(head.contains("x-amz-storage-class: STANDARD_IA"), "{head}");
-    let head = server.head(&format!("{}.gpbackup_manifest", c.key(TS, &format!("gpbackup_0_{TS}"))));
+    let head = server.head(&c.manifest_key(&c.key(TS, &format!("gpbackup_0_{TS}"))));
     assert!(head.contains("x-amz-storage-class: STANDARD_IA"), "the manifest is metadata: {head}");
     for (path, bytes) in &payloads {
         let out = c.run("restore_data", &[path], b"");

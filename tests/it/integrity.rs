@@ -94,8 +94,7 @@ fn altered_bytes_are_never_written() {
     // A missing manifest means the object cannot be verified: refused.
     corrupt(&file, 3);
     assert_ok(&c.run("restore_data", &[&big], b""));
-    let manifest =
-        server.object_file(&format!("{}.gpbackup_manifest", c.key(TS, &format!("gpbackup_0_{TS}_2")))).unwrap();
+    let manifest = server.object_file(&c.manifest_key(&c.key(TS, &format!("gpbackup_0_{TS}_2")))).unwrap();
     std::fs::remove_file(&manifest).unwrap();
     let out = c.run("restore_data", &[&big], b"");
     assert_fails_with(&out, "manifest");

@@ -114,6 +114,19 @@ impl Cluster {
         run_plugin(&full, stdin, &self.home)
     }
 
+    /// The key of the integrity manifest of the multipart object `key`
+    /// (`<key>.<upload id>.gpbackup_manifest`), found by listing.
+    pub fn manifest_key(&self, key: &str) -> String {
+        let out = self.run("list_directory", &[], b"");
+        assert_ok(&out);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.split('\t').next())
+            .find(|k| k.starts_with(&format!("{key}.")) && k.ends_with(".gpbackup_manifest"))
+            .unwrap_or_else(|| panic!("no manifest of {key}"))
+            .to_string()
+    }
+
     pub fn log_text(&self) -> String {
         let dir = self.home.join("gpAdminLogs");
         let mut text = String::new();
