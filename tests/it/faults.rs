@@ -103,7 +103,7 @@ fn killed_uploads_leave_nothing_after_cleanup() {
         // Kill somewhere between "nothing sent" and well into a multipart upload.
         let mib_before_kill = (seed % 24) as usize;
         let path = seg.join(format!("gpbackup_0_{TS}_{trial}")).display().to_string();
-        let mut child = Command::new(PLUGIN)
+        let mut child = Command::new(&*PLUGIN)
             .args(["backup_data", &c.config.display().to_string(), &path])
             .env("HOME", &c.home)
             .stdin(Stdio::piped())

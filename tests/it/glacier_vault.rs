@@ -384,7 +384,7 @@ fn cleanup_aborts_vault_uploads_of_killed_backups() {
     t.setup_backup();
     let uploads = || t.glacier.request(&t.s3, "GET", &format!("{}/multipart-uploads", t.vault));
     // A backup_data killed after sending a few parts leaves its upload open.
-    let mut child = Command::new(PLUGIN)
+    let mut child = Command::new(&*PLUGIN)
         .args(["backup_data", t.cluster.config.to_str().unwrap(), &t.path(&data_file(0))])
         .env("HOME", &t.cluster.home)
         .stdin(Stdio::piped())

@@ -131,7 +131,7 @@ fn with_closed(fd: &str, c: &Cluster, command: &str, file: &str) -> std::process
     Command::new("bash")
         .arg("-c")
         .arg(format!("exec \"$0\" {command} \"$1\" \"$2\" {fd}&-"))
-        .args([PLUGIN, c.config.to_str().unwrap(), file])
+        .args([PLUGIN.as_str(), c.config.to_str().unwrap(), file])
         .env("HOME", &c.home)
         .stderr(Stdio::piped())
         .output()
@@ -158,7 +158,7 @@ fn sigterm_aborts_open_uploads_and_removes_partial_files() {
     }
     let c = Cluster::new(&server, &[("backup_multipart_chunksize", "5MB")]);
     let file = path(&c, &format!("gpbackup_0_{TS}_term"));
-    let mut child = Command::new(PLUGIN)
+    let mut child = Command::new(&*PLUGIN)
         .args(["backup_data", c.config.to_str().unwrap(), &file])
         .env("HOME", &c.home)
         .stdin(Stdio::piped())
@@ -190,7 +190,7 @@ fn sigterm_aborts_open_uploads_and_removes_partial_files() {
         1,
     );
     let slow = Cluster::with_folder(&server, &c.folder, &[("endpoint", &proxy.endpoint)]);
-    let child = Command::new(PLUGIN)
+    let child = Command::new(&*PLUGIN)
         .args(["restore_file", slow.config.to_str().unwrap(), &file])
         .env("HOME", &slow.home)
         .stderr(Stdio::piped())
@@ -233,7 +233,7 @@ fn a_late_503_in_a_long_stream_is_retried() {
     );
     let file = path(&c, &format!("gpbackup_0_{TS}_long"));
     let payload = data(30 * MIB, 8);
-    let mut child = Command::new(PLUGIN)
+    let mut child = Command::new(&*PLUGIN)
         .args(["backup_data", c.config.to_str().unwrap(), &file])
         .env("HOME", &c.home)
         .stdin(Stdio::piped())

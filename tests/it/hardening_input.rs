@@ -19,16 +19,18 @@ fn every_yaml_form_of_the_config_copy_is_uploaded_without_secrets() {
     let secret = &server.secret_key;
     let forms = [
         format!(
-            "executablepath: {PLUGIN}\noptions: {{bucket: {b}, endpoint: \"{e}\", folder: \"{f}\", \
+            "executablepath: {p}\noptions: {{bucket: {b}, endpoint: \"{e}\", folder: \"{f}\", \
              aws_access_key_id: {a}, aws_secret_access_key: {secret}, encryption: \"off\"}}\n",
+            p = *PLUGIN,
             b = server.bucket,
             e = server.endpoint,
             f = c.folder,
             a = server.access_key
         ),
         format!(
-            "executablepath: {PLUGIN}\noptions:\n  \"bucket\": {b}\n  'aws_secret_access_key':\n    {secret}\n  \
+            "executablepath: {p}\noptions:\n  \"bucket\": {b}\n  'aws_secret_access_key':\n    {secret}\n  \
              http_proxy: \"http://me:{secret}x@proxy:3128\"\n",
+            p = *PLUGIN,
             b = server.bucket
         ),
     ];

@@ -379,7 +379,8 @@ fn restore_into_a_closed_pipe_fails_without_hanging() {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "set -o pipefail; '{PLUGIN}' restore_data '{}' '{path}' | head -c 10 > /dev/null",
+            "set -o pipefail; '{}' restore_data '{}' '{path}' | head -c 10 > /dev/null",
+            *PLUGIN,
             c.config.display()
         ))
         .env("HOME", &c.home)

@@ -238,7 +238,7 @@ fn check_stops_at_the_first_failure_with_a_precise_message() {
 fn check_names_the_credential_source_of_the_default_chain() {
     let server = Server::start();
     let c = Cluster::new(&server, &[("aws_access_key_id", ""), ("aws_secret_access_key", "")]);
-    let out = Command::new(PLUGIN)
+    let out = Command::new(&*PLUGIN)
         .args(["check", &c.config.display().to_string()])
         .env("HOME", &c.home)
         .env("AWS_ACCESS_KEY_ID", &server.access_key)

@@ -32,7 +32,12 @@ pub use launch::free_port;
 pub use recording_proxy::RecordingProxy;
 pub use server::Server;
 
-pub const PLUGIN: &str = env!("CARGO_BIN_EXE_gpbackup_s3_plugin");
+/// The plugin under test: the one cargo built, or the executable named by
+/// `PLUGIN_UNDER_TEST` (the portable release build, or an older build to
+/// show that a test fails without its fix).
+pub static PLUGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("PLUGIN_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gpbackup_s3_plugin").to_string())
+});
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -85,7 +90,7 @@ impl Cluster {
             }
         }
         options.sort();
-        let mut text = format!("executablepath: {PLUGIN}\noptions:\n");
+        let mut text = format!("executablepath: {}\noptions:\n", *PLUGIN);
         for (k, v) in &options {
             text.push_str(&format!("  {k}: \"{v}\"\n"));
         }
@@ -150,7 +155,7 @@ pub fn run_plugin(args: &[String], stdin: &[u8], home: &Path) -> Output {
 
 /// [`run_plugin`] with extra environment variables.
 pub fn run_plugin_env(args: &[String], stdin: &[u8], home: &Path, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(PLUGIN)
+    let mut child = Command::new(&*PLUGIN)
         .args(args)
         .env("HOME", home)
         .envs(env.iter().copied())

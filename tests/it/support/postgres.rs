@@ -65,7 +65,7 @@ impl Postgres {
     pub fn start_or_skip(test: &str) -> Option<Postgres> {
         let run_as = std::env::var("PG_TEST_USER").ok();
         let env: Vec<(&str, &str)> = run_as.iter().map(|u| ("PG_RUN_AS", u.as_str())).collect();
-        let server = match Launched::start("postgres.sh", &[PLUGIN], &env, "PG_PID") {
+        let server = match Launched::start("postgres.sh", &[PLUGIN.as_str()], &env, "PG_PID") {
             Ok(server) => server,
             // The script's status when PostgreSQL cannot run here.
             Err(out) if out.status.code() == Some(2) => {

@@ -264,7 +264,7 @@ impl<'a> Gp<'a> {
 
     /// A plugin command with gpadmin's environment, for pipelines.
     fn plugin_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(PLUGIN);
+        let mut cmd = Command::new(&*PLUGIN);
         cmd.args(args).env("HOME", &self.c.home).env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
         cmd
     }
