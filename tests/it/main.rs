@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod cold_storage;
+mod conformance;
 mod faults;
 mod glacier_vault;
 mod gpbackup_e2e;

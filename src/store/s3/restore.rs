@@ -2,8 +2,15 @@
 //! (HeadObject's storage class, archive status and `x-amz-restore`), and
 //! RestoreObject, asked for once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use super::S3Store;
 use super::sse::sse_c;
@@ -39,13 +46,47 @@ impl S3Store {
             .build()
             .map_err(|e| Error::service(format!("restore request for {}: {e}", self.url(key))))?;
         let request = RestoreRequest::builder().days(days as i32).glacier_job_parameters(job).build();
-        match self.client.restore_object().bucket(&self.bucket).key(key).restore_request(request).send().await {
+        let status = Arc::new(AtomicU16::new(0));
+        let answer = self
+            .client
+            .restore_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .restore_request(request)
+            .customize()
+            .interceptor(Status(status.clone()))
+            .send()
+            .await;
+        match answer {
+            // 202: a restore was started; 200: the object was restored
+            // already (S3 only extends the copy's life).
+            Ok(_) if status.load(Ordering::Relaxed) == 200 => Ok(RestoreRequested::AlreadyReadable),
             Ok(_) => Ok(RestoreRequested::Started),
             Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(RestoreRequested::AlreadyRestoring),
             // Not in an archived class: readable as it is.
             Err(e) if e.code() == Some("InvalidObjectState") => Ok(RestoreRequested::AlreadyReadable),
             Err(e) => Err(classify("request a restore of", &self.url(key), e)),
         }
+    }
+}
+
+/// Notes the HTTP status of a response (the SDK's output does not say it).
+#[derive(Debug)]
+struct Status(Arc<AtomicU16>);
+
+impl Intercept for Status {
+    fn name(&self) -> &'static str {
+        "Status"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.store(context.response().status().as_u16(), Ordering::Relaxed);
+        Ok(())
     }
 }
 
