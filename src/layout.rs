@@ -20,6 +20,19 @@ pub const MANIFEST_SUFFIX: &str = ".gpbackup_manifest";
 /// What follows a payload key in its vault catalog entry's key.
 pub const CATALOG_SUFFIX: &str = ".gpbackup_vault";
 
+/// A new upload's id: 16 random hex digits, unique across the hosts of a
+/// cluster.
+pub fn new_upload_id() -> String {
+    let mut bytes = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if random.is_err() {
+        // No /dev/urandom: the clock and the process id, mixed.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes = crc_fast::crc64_nvme(format!("{nanos} {}", std::process::id()).as_bytes()).to_le_bytes();
+    }
+    hex::encode(bytes)
+}
+
 /// An upload's id, as manifest keys carry it: 16 lowercase hex digits.
 pub fn is_upload_id(text: &str) -> bool {
     text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -50,8 +63,45 @@ pub fn catalog_key(key: &str) -> String {
     format!("{key}{CATALOG_SUFFIX}")
 }
 
-/// The payload key a catalog entry key belongs to.
+/// What a catalog entry that is not the current one of its key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryTag<'a> {
+    /// An upload under way (or interrupted): written before its archive
+    /// is completed, removed once the current entry names it.
+    Intent(&'a str),
+    /// An archive replaced by a newer one of the same key, kept until it
+    /// can be deleted (a retention lock refused).
+    Retired(&'a str),
+}
+
+/// `<key>.intent-<id>.gpbackup_vault` or `<key>.retired-<id>.gpbackup_vault`.
+pub fn tagged_catalog_key(key: &str, tag: EntryTag<'_>) -> String {
+    match tag {
+        EntryTag::Intent(id) => format!("{key}.intent-{id}{CATALOG_SUFFIX}"),
+        EntryTag::Retired(id) => format!("{key}.retired-{id}{CATALOG_SUFFIX}"),
+    }
+}
+
+/// The payload key and tag of a tagged catalog entry key.
+pub fn tagged_catalog_owner(entry_key: &str) -> Option<(&str, EntryTag<'_>)> {
+    let rest = entry_key.strip_suffix(CATALOG_SUFFIX)?;
+    let (owner, tag) = rest.rsplit_once('.')?;
+    let tag = if let Some(id) = tag.strip_prefix("intent-") {
+        EntryTag::Intent(id)
+    } else {
+        EntryTag::Retired(tag.strip_prefix("retired-")?)
+    };
+    let id = match tag {
+        EntryTag::Intent(id) | EntryTag::Retired(id) => id,
+    };
+    (is_upload_id(id) && !owner.is_empty()).then_some((owner, tag))
+}
+
+/// The payload key a (current) catalog entry key belongs to.
 pub fn catalog_owner(entry_key: &str) -> Option<&str> {
+    if tagged_catalog_owner(entry_key).is_some() {
+        return None;
+    }
     entry_key.strip_suffix(CATALOG_SUFFIX).filter(|k| !k.is_empty())
 }
 
@@ -235,6 +285,14 @@ mod tests {
         assert_eq!(manifest_key_of("f/k.gz", Some(id)), "f/k.gz.0123456789abcdef.gpbackup_manifest");
         assert_eq!(manifest_owner(&manifest_key_of("f/k.gz", Some(id))), Some(("f/k.gz", Some(id))));
         assert_eq!(catalog_owner(&catalog_key("f/k")), Some("f/k"));
+        let id = "0123456789abcdef";
+        for tag in [EntryTag::Intent(id), EntryTag::Retired(id)] {
+            let key = tagged_catalog_key("f/k.gz", tag);
+            assert_eq!(tagged_catalog_owner(&key), Some(("f/k.gz", tag)));
+            assert_eq!(catalog_owner(&key), None, "{key} is not a current entry");
+            assert!(is_sidecar(&key));
+        }
+        assert_eq!(tagged_catalog_owner(&catalog_key("f/k.gz")), None);
         assert_eq!(catalog_owner("f/k.gpbackup_manifest"), None);
         assert_eq!(catalog_owner(CATALOG_SUFFIX), None);
         assert!(is_sidecar("a.gpbackup_vault") && is_sidecar("a.gpbackup_manifest") && !is_sidecar("a.gz"));

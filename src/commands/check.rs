@@ -54,7 +54,19 @@ pub async fn run(config_path: &Path) -> Result<()> {
         result?;
         let outcome = deleted.map_err(|e| e.context(&format!("check: delete the {name} probe")))?;
         if let Some((_, refusal)) = outcome.refused.into_iter().next() {
-            return Err(refusal.context(&format!("check: delete the {name} probe")));
+            // A retention lock keeps the probe: it is marked for `purge`,
+            // whatever on_retention_locked says, and the report says so.
+            store.defer_delete(&key).await.map_err(|e| e.context(&format!("check: keep the {name} probe")))?;
+            let kept = format!(
+                "kept {}: the retention lock refused its delete; `{} purge` deletes it once allowed",
+                store.url(&key),
+                crate::PLUGIN_NAME
+            );
+            if config.on_retention_locked() == OnRetentionLocked::Fail {
+                return Err(refusal.context(&format!("check: delete the {name} probe")).with_hint(kept));
+            }
+            say(&format!("{name} probe"), &kept);
+            continue;
         }
         say(&format!("{name} probe"), &format!("deleted {}", store.url(&key)));
     }

@@ -32,6 +32,16 @@ pub async fn abort_leftovers(ctx: &Context, prefix: &str, everywhere: bool) -> R
     }
     let mut orphans = 0;
     if everywhere {
+        // Uploads that got as far as an intent are finished or undone
+        // first (completing one again tells whether its archive exists);
+        // only then are the uploads still open aborted.
+        let recovered = ctx.store.recover(prefix).await?;
+        for (key, why) in &recovered.left {
+            log::warn!("Cleanup of {}: {} was left: {why}", ctx.store.url(prefix), ctx.store.url(key));
+        }
+        if recovered.settled > 0 {
+            log::info!("Cleanup of {}: settled {} interrupted uploads", ctx.store.url(prefix), recovered.settled);
+        }
         if let Some(open) = ctx.store.open_uploads(prefix).await? {
             for (key, upload_id) in open {
                 ctx.store.abort_upload(&key, &upload_id).await?;
@@ -40,9 +50,20 @@ pub async fn abort_leftovers(ctx: &Context, prefix: &str, everywhere: bool) -> R
         }
         let objects = paging::keys(&*ctx.store, prefix).await?;
         let present: HashSet<&str> = objects.iter().map(String::as_str).collect();
+        // A manifest is stale when its object is not there, unless an
+        // upload of it still waits to be settled (its only proof).
+        let pending: HashSet<&str> = objects
+            .iter()
+            .filter_map(|k| layout::tagged_catalog_owner(k))
+            .filter(|(_, tag)| matches!(tag, layout::EntryTag::Intent(_)))
+            .map(|(owner, _)| owner)
+            .collect();
         let stale: Vec<String> = objects
             .iter()
-            .filter(|k| layout::manifest_owner(k).is_some_and(|(object, _)| !present.contains(object)))
+            .filter(|k| {
+                layout::manifest_owner(k)
+                    .is_some_and(|(object, _)| !present.contains(object) && !pending.contains(object))
+            })
             .cloned()
             .collect();
         for batch in stale.chunks(DELETE_BATCH) {

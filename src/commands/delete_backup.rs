@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::engine::delete;
-use crate::error::{Kind, Result};
+use crate::error::{Error, Kind, Result};
 use crate::layout;
 
 use super::Context;
@@ -28,6 +28,20 @@ pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
         }
     })?;
     log::info!("Deleted {} objects of backup {timestamp} under {}", done.deleted, ctx.store.url(&prefix));
+    if !done.kept.is_empty() {
+        for (key, why) in &done.kept {
+            log::warn!("Backup {timestamp}: kept {}: {why}", ctx.store.url(key));
+        }
+        return Err(Error::service(format!(
+            "backup {timestamp}: {} objects were deleted, {} kept: {} ({}{})",
+            done.deleted,
+            done.kept.len(),
+            ctx.store.url(&done.kept[0].0),
+            done.kept[0].1,
+            if done.kept.len() > 1 { "; the others are named in the log" } else { "" }
+        ))
+        .with_hint("run rebuild-catalog to repair damaged catalog entries, then delete_backup again"));
+    }
     if !done.deferred.is_empty() {
         log::warn!(
             "Backup {timestamp}: {} archives are still under the vault's retention lock and were kept; `{} purge` \

@@ -84,19 +84,22 @@ async fn check_thawed(ctx: &Context, timestamp: &str) -> Result<()> {
     if !survey.archived.is_empty() {
         return Err(Error::archived(format!(
             "backup {timestamp} cannot be restored yet: {} of {} objects are in archived storage with no restore \
-             requested{}",
+             requested{} (e.g. {}){}",
             survey.archived.len(),
             survey.total,
-            under_way(&survey)
+            under_way(&survey),
+            examples(&survey.archived),
+            failed(&survey)
         ))
         .with_hint(format!("run `{thaw_command}` first (or set restore_auto: true and restore_wait_timeout)")));
     }
     if settings.wait_timeout.is_zero() {
         return Err(Error::archived(format!(
             "backup {timestamp} cannot be restored yet: {} of {} objects are still being restored from archived \
-             storage",
+             storage (e.g. {})",
             survey.restoring.len(),
-            survey.total
+            survey.total,
+            examples(&survey.restoring)
         ))
         .with_hint(format!(
             "run `{thaw_command}` and restore when it reports them readable (or set restore_wait_timeout)"
@@ -131,6 +134,21 @@ fn under_way(survey: &engine_thaw::Survey) -> String {
     match survey.restoring.len() {
         0 => String::new(),
         n => format!(" ({n} more are being restored)"),
+    }
+}
+
+/// A few of `keys`, for a message that names what it counts.
+fn examples(keys: &[String]) -> String {
+    let shown: Vec<&str> = keys.iter().take(3).map(String::as_str).collect();
+    let more = keys.len().saturating_sub(shown.len());
+    if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+}
+
+/// Why the last restores failed, when some did.
+fn failed(survey: &engine_thaw::Survey) -> String {
+    match survey.failed.first() {
+        Some((key, why)) => format!("; {} restores failed, e.g. {key}: {why}", survey.failed.len()),
+        None => String::new(),
     }
 }
 

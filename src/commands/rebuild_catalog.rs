@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::store::glacier::catalog;
 
+use super::load_config;
 use super::output::say_as;
 use super::vault_lock::open_vault;
 
@@ -44,26 +44,26 @@ pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result
         tokio::time::sleep(poll).await;
         poll = (poll * 2).min(Duration::from_secs(300));
     };
-    let mut written = 0;
-    let mut ours = 0;
-    for archive in &archives {
-        if catalog::parse_description(&archive.archive_description).is_some() {
-            ours += 1;
-        }
-        if let Some(key) = vault.restore_entry(archive).await? {
-            log::info!("rebuild-catalog: wrote the entry of {key}");
-            written += 1;
+    let folder = load_config(config)?.folder;
+    let done = vault.rebuild(&archives, &crate::layout::folder_prefix(&folder)).await?;
+    let mut line = format!(
+        "vault {}: {} archives in the inventory, {} written by this plugin, {} catalog entries written again, {} \
+         already present",
+        vault.vault_name(),
+        done.archives,
+        done.ours,
+        done.written,
+        done.named
+    );
+    for (n, what) in [
+        (done.repaired, "damaged entries written again"),
+        (done.discarded, "archives of interrupted uploads deleted"),
+        (done.retired, "replaced archives kept for purge"),
+    ] {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
         }
     }
-    say_as(
-        "rebuild-catalog",
-        &format!(
-            "vault {}: {} archives in the inventory, {ours} written by this plugin, {written} catalog entries written \
-         again, {} already present",
-            vault.vault_name(),
-            archives.len(),
-            ours - written
-        ),
-    );
+    say_as("rebuild-catalog", &line);
     Ok(())
 }

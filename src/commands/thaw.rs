@@ -126,6 +126,9 @@ pub fn summary(survey: &Survey) -> String {
         survey.restoring.len(),
         survey.archived.len()
     );
+    if let Some((key, why)) = survey.failed.first() {
+        text.push_str(&format!(" ({} of them after a failed restore, e.g. {key}: {why})", survey.failed.len()));
+    }
     if !survey.storage.is_empty() {
         let classes: Vec<String> = survey.storage.iter().map(|(c, n)| format!("{} {n}", storage(c))).collect();
         text.push_str(&format!(" (cold storage: {})", classes.join(", ")));

@@ -247,7 +247,10 @@ fn glacier_vault_options() {
     assert!(err(&with("  storage: glacier\n")).contains("vault is required with storage: glacier"));
     assert!(err(&with("  storage: tape\n")).contains("storage must be s3 or glacier"));
     let m = err(&with("  vault: v\n  vault_part_size: 8MB\n"));
-    assert!(m.contains("vault, vault_part_size only apply with storage: glacier"), "{m}");
+    assert!(m.contains("vault, vault_part_size apply only with storage: glacier"), "{m}");
+    assert!(err(&with("  vault: v\n")).contains("vault applies only with storage: glacier"));
+    let m = err(&with("  storage: glacier\n  vault: v\n  storage_class: DEEP_ARCHIVE\n"));
+    assert!(m.contains("storage_class does not apply with storage: glacier"), "{m}");
     for (option, needle) in [
         ("vault_part_size: 3MB", "power of two"),
         ("vault_part_size: 512KB", "power of two"),

@@ -48,10 +48,18 @@ pub fn parse(values: &mut Values, tls: bool) -> Option<Vault> {
     };
     if !glacier {
         let stray: Vec<&str> = options::vault_names().filter(|k| values.given(k).is_some()).collect();
-        if !stray.is_empty() {
-            values.problem(format!("{} only apply with storage: glacier", stray.join(", ")));
+        match stray.as_slice() {
+            [] => {}
+            [one] => values.problem(format!("{one} applies only with storage: glacier")),
+            many => values.problem(format!("{} apply only with storage: glacier", many.join(", "))),
         }
         return None;
+    }
+    if values.given("storage_class").is_some() {
+        values.problem(
+            "storage_class does not apply with storage: glacier (table data goes to the vault); remove it \
+             (metadata_storage_class still applies to the files in the bucket)",
+        );
     }
     let name = values.given("vault").unwrap_or_default().to_string();
     if name.is_empty() {

@@ -19,6 +19,8 @@ pub struct Deleted {
     pub deleted: u64,
     /// Keys a retention lock refused, kept for `purge`.
     pub deferred: Vec<String>,
+    /// Keys kept for another reason, with it (see [`crate::store::DeleteOutcome::kept`]).
+    pub kept: Vec<(String, String)>,
 }
 
 /// Deletes every object under `prefix` (the caller makes sure it is the
@@ -31,6 +33,15 @@ pub async fn delete_prefix(store: &dyn Store, prefix: &str, on_locked: OnRetenti
         // valid while the keys before it are deleted.
         let mut pages = std::pin::pin!(paging::objects(store, prefix));
         while let Some(page) = pages.try_next().await? {
+            // The store refuses listings that leave the prefix; this is the
+            // last line of defence should one ever get through.
+            if let Some(stray) = page.iter().find(|o| !o.key.starts_with(prefix)) {
+                return Err(crate::error::Error::service(format!(
+                    "the listing of {} holds {:?}, outside it: nothing more is deleted",
+                    store.url(prefix),
+                    crate::layout::printable(&stray.key)
+                )));
+            }
             let keys: Vec<String> = page.into_iter().filter(|o| o.cold == cold).map(|o| o.key).collect();
             for batch in keys.chunks(DELETE_BATCH) {
                 delete_keys(store, batch.to_vec(), on_locked, &mut done).await?;
@@ -49,7 +60,9 @@ pub async fn delete_keys(
 ) -> Result<()> {
     while !keys.is_empty() {
         let outcome = store.delete_many(&keys).await?;
-        done.deleted += (keys.len() - outcome.refused.len() - outcome.untouched.len()) as u64;
+        done.deleted +=
+            keys.len().saturating_sub(outcome.refused.len() + outcome.untouched.len() + outcome.kept.len()) as u64;
+        done.kept.extend(outcome.kept);
         for (key, refusal) in outcome.refused {
             match on_locked {
                 OnRetentionLocked::Fail => return Err(refusal),

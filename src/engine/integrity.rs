@@ -43,19 +43,6 @@ pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Nvme, crc_a, crc_b, len_b)
 }
 
-/// A new upload's id: 16 random hex digits, unique across the hosts of a
-/// cluster.
-pub fn new_upload_id() -> String {
-    let mut bytes = [0u8; 8];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if random.is_err() {
-        // No /dev/urandom: the clock and the process id, mixed.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        bytes = crc64(format!("{nanos} {}", std::process::id()).as_bytes()).to_le_bytes();
-    }
-    hex::encode(bytes)
-}
-
 /// One stored part: its length and CRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartSum {

@@ -82,6 +82,8 @@ pub struct Survey {
     pub restoring: Vec<String>,
     /// Archived with no restore: these need a request.
     pub archived: Vec<String>,
+    /// Of the archived, those whose last restore failed, with the reason.
+    pub failed: Vec<(String, String)>,
     /// Object count per storage of the cold objects not readable as stored.
     pub storage: BTreeMap<Storage, u64>,
     /// The first moment a restored copy stops being readable.
@@ -111,6 +113,10 @@ impl Survey {
             }
             Readiness::Restoring => self.restoring.push(key),
             Readiness::Archived => self.archived.push(key),
+            Readiness::Failed(why) => {
+                self.failed.push((key.clone(), why.clone()));
+                self.archived.push(key);
+            }
         }
     }
 }
@@ -222,7 +228,7 @@ pub async fn wait(
         for (key, state) in states {
             match state.readiness {
                 Readiness::Restoring => pending.push(key),
-                Readiness::Archived => {
+                Readiness::Archived | Readiness::Failed(_) => {
                     archived.push(key.clone());
                     pending.push(key);
                 }

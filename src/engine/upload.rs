@@ -129,7 +129,7 @@ pub async fn upload(
         return put_single(&*store, key, first, class).await;
     }
 
-    let id = integrity::new_upload_id();
+    let id = layout::new_upload_id();
     let metadata = vec![(META_KEY.to_string(), Record::manifest(&id))];
     let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata, class).await?);
     let note = journal::record(&store.url(key), key, &upload.upload_id());

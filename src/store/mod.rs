@@ -66,6 +66,8 @@ pub enum Readiness {
     Ready,
     /// Archived, and no restore asked for (or its copy has expired).
     Archived,
+    /// Archived; the last restore failed, for this reason.
+    Failed(String),
     /// A restore is under way.
     Restoring,
     /// A restored copy is readable until `until` (when the service says).
@@ -197,6 +199,16 @@ pub struct DeleteOutcome {
     pub refused: Vec<(String, Error)>,
     /// Keys not attempted because the store stopped at a refusal.
     pub untouched: Vec<String>,
+    /// Keys kept for another reason (a damaged catalog entry, an upload
+    /// only an inventory can settle), with the reason.
+    pub kept: Vec<(String, String)>,
+}
+
+/// What [`Store::recover`] did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub settled: u64,
+    pub left: Vec<(String, String)>,
 }
 
 /// The most keys one `delete_many` call takes (S3's DeleteObjects limit).
@@ -289,6 +301,13 @@ pub trait Store: Send + Sync {
     async fn deferred_deletes(&self, _prefix: &str) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
+
+    /// Finishes or undoes what interrupted writes under `prefix` left
+    /// half-done beyond open uploads (a vault archive not yet named):
+    /// how many were settled, and what is left with the reason.
+    async fn recover(&self, _prefix: &str) -> Result<Recovered> {
+        Ok(Recovered::default())
+    }
 }
 
 #[async_trait]
@@ -320,9 +339,26 @@ pub trait VaultAdmin: Send + Sync {
     async fn inventory_job(&self) -> Result<String>;
     /// `None` while the job runs; the inventory's archives once it is done.
     async fn inventory(&self, job_id: &str) -> Result<Option<Vec<InventoryArchive>>>;
-    /// Writes the catalog entry of an inventoried archive of this plugin,
-    /// unless the key has one. Returns the key when an entry was written.
-    async fn restore_entry(&self, archive: &InventoryArchive) -> Result<Option<String>>;
+    /// Settles the catalog under `prefix` against an inventory: every
+    /// archive of this plugin named by exactly one entry.
+    async fn rebuild(&self, archives: &[InventoryArchive], prefix: &str) -> Result<Rebuilt>;
+}
+
+/// What [`VaultAdmin::rebuild`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Archives in the inventory, and those of this plugin under the prefix.
+    pub archives: u64,
+    pub ours: u64,
+    /// Already named by their entry.
+    pub named: u64,
+    /// Entries written again (lost), or over damaged ones.
+    pub written: u64,
+    pub repaired: u64,
+    /// Archives of interrupted uploads, deleted.
+    pub discarded: u64,
+    /// Archives replaced by a newer one of their key, kept for `purge`.
+    pub retired: u64,
 }
 
 /// One archive of a vault inventory.

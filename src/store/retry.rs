@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use super::{
     CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectState,
-    PartTag, RestoreLifetime, RestoreRequested, Store,
+    PartTag, Recovered, RestoreLifetime, RestoreRequested, Store,
 };
 use crate::config::RestoreTier;
 use crate::error::Result;
@@ -205,6 +205,10 @@ impl Store for Retrying {
 
     async fn prepare(&self, create: bool) -> Result<Vec<Fact>> {
         self.shared.run("prepare", || self.inner.prepare(create)).await
+    }
+
+    async fn recover(&self, prefix: &str) -> Result<Recovered> {
+        self.inner.recover(prefix).await
     }
 
     async fn defer_delete(&self, key: &str) -> Result<()> {

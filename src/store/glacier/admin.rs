@@ -6,7 +6,7 @@ use aws_sdk_glacier::types::{JobParameters, StatusCode, VaultLockPolicy};
 
 use super::Vault;
 use super::archives::read_body;
-use super::catalog::{self, Entry};
+
 use super::client::on_vault;
 use super::jobs::{JOB_DESCRIPTION, JobState, expired, parse_date};
 use crate::error::{Error, Kind, Result};
@@ -73,6 +73,25 @@ impl Vault {
         Ok(())
     }
 
+    /// Whether the vault exists (asked once per process).
+    pub(super) async fn exists(&self) -> Result<bool> {
+        self.vault_exists
+            .get_or_try_init(|| async {
+                match self.describe_vault().await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.is(Kind::NotFound) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// The error for a vault that does not exist.
+    pub(super) fn no_vault(&self) -> Error {
+        Error::not_found(format!("vault {} does not exist on {}", self.settings.name, self.server))
+    }
+
     pub(super) async fn lock_status(&self) -> Result<Option<LockStatus>> {
         let out = self
             .retry
@@ -87,7 +106,14 @@ impl Vault {
                 creation_date: out.creation_date().map(str::to_string),
                 expiration_date: out.expiration_date().map(str::to_string),
             })),
-            Err(e) if e.is(Kind::NotFound) => Ok(None),
+            // No lock, or no vault at all: only the latter is an error.
+            Err(e) if e.is(Kind::NotFound) => {
+                if self.exists().await? {
+                    Ok(None)
+                } else {
+                    Err(self.no_vault())
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -190,30 +216,5 @@ impl Vault {
         let inventory: Inventory = serde_json::from_slice(&body)
             .map_err(|e| Error::service(format!("inventory {job_id} is not the JSON Glacier writes: {e}")))?;
         Ok(Some(inventory.archive_list))
-    }
-
-    pub(super) async fn restore_entry(&self, archive: &InventoryArchive) -> Result<Option<String>> {
-        let Some(described) = catalog::parse_description(&archive.archive_description) else { return Ok(None) };
-        if self.entry(&described.key).await?.is_some() {
-            return Ok(None);
-        }
-        let mut entry = Entry::new(&described.key, &self.settings, &self.region);
-        entry.archive_id = Some(archive.archive_id.clone());
-        entry.size = archive.size;
-        entry.tree_hash = archive.sha256_tree_hash.clone();
-        entry.uploaded_at = archive.creation_date.clone();
-        entry.description = archive.archive_description.clone();
-        // A multipart archive's record points at its manifest; without the
-        // manifest the tree hash alone vouches for the bytes.
-        entry.metadata = described.metadata;
-        let record = entry.metadata.iter().find(|(k, _)| k == crate::record::META_KEY).map(|(_, v)| v.as_str());
-        if let Some(manifest) =
-            crate::record::Record::parse(record, &described.key).ok().and_then(|r| r.manifest_key(&described.key))
-            && matches!(self.bucket.get_range(&manifest, 0..1).await, Err(e) if e.is(Kind::NotFound))
-        {
-            entry.metadata.clear();
-        }
-        self.write_entry(&entry).await?;
-        Ok(Some(described.key))
     }
 }

@@ -19,34 +19,63 @@ use crate::store::aws::classify;
 use crate::store::{Fetched, Metadata, Readiness, TREE_HASH_META};
 
 impl Vault {
+    /// One UploadArchive, for a service without multipart uploads. Its
+    /// intent names no upload (only an inventory finds an archive whose
+    /// answer was lost) and says when the request was sent more than once.
     pub(super) async fn upload_archive(&self, key: &str, data: Bytes, metadata: &Metadata) -> Result<()> {
-        let description = catalog::describe(key, metadata)?;
+        let nonce = crate::layout::new_upload_id();
+        let description = catalog::describe(key, metadata, &nonce)?;
         let tree = treehash::tree_hash(&data);
-        let tree_hex = treehash::to_hex(&tree);
+        let mut entry = Entry::new(key, &self.settings, &self.region);
+        entry.size = data.len() as u64;
+        entry.tree_hash = treehash::to_hex(&tree);
+        entry.description = description.clone();
+        entry.metadata = metadata.clone();
+        let begun = self.begin(&entry, &nonce, None).await?;
         let what = format!("upload to {}", self.vault_url(key));
-        let out = self
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let sent = self
             .retry
             .run(&what, || async {
+                attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 on_vault!(self, upload_archive)
                     .archive_description(&description)
-                    .checksum(&tree_hex)
+                    .checksum(&entry.tree_hash)
                     .body(ByteStream::from(data.clone()))
                     .send()
                     .await
                     .map_err(|e| classify("upload archive to", &self.vault_url(key), e))
             })
-            .await?;
+            .await;
+        let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) => {
+                if !retried && !e.is(Kind::Transient) {
+                    self.abandon(&begun).await;
+                }
+                return Err(e);
+            }
+        };
         check_echo(&self.server, &self.vault_url(key), out.checksum(), &tree, &data)?;
         let archive_id = out.archive_id().ok_or_else(|| {
             Error::service(format!("{} answered an upload of {key} without an archive id", self.server))
         })?;
-        let mut entry = Entry::new(key, &self.settings, &self.region);
         entry.archive_id = Some(archive_id.to_string());
-        entry.size = data.len() as u64;
-        entry.tree_hash = tree_hex;
-        entry.description = description;
-        entry.metadata = metadata.clone();
-        self.record(entry).await
+        if retried {
+            // An earlier attempt may have stored an archive whose answer was
+            // lost: the intent stays, marked, for an inventory to settle.
+            let mut marked = entry.clone();
+            marked.intent = Some(super::catalog::Intent {
+                nonce: nonce.clone(),
+                upload_id: None,
+                replaces: begun.old.as_ref().and_then(|o| o.archive_id.clone()),
+                duplicates_possible: true,
+            });
+            self.put_json(&begun.intent_key, &marked).await?;
+            return self.commit(super::commit::Begun { keep_intent: true, ..begun }, entry).await;
+        }
+        self.commit(begun, entry).await
     }
 
     pub(super) async fn read_archive(&self, entry: &Entry, range: Range<u64>) -> Result<Fetched> {
@@ -64,7 +93,7 @@ impl Vault {
         let thaw = |why: &str| Error::archived(format!("{} (archive {archive_id}) {why}", self.vault_url(&entry.key)));
         let Some(retrieval) = &entry.retrieval else { return Err(thaw("has not been thawed: no retrieval job")) };
         match self.readiness(entry).await? {
-            Readiness::Restored { .. } => {}
+            Readiness::Restored { .. } => self.same_archive(entry, &retrieval.job_id).await?,
             Readiness::Restoring => return Err(thaw(&format!("is still being retrieved (job {})", retrieval.job_id))),
             _ => return Err(thaw(&format!("is not retrievable: job {} failed, expired or is gone", retrieval.job_id))),
         }
@@ -85,6 +114,20 @@ impl Vault {
                             error
                         }
                     })?;
+                // The output is the archive the entry describes, or a
+                // mismatch no retry mends.
+                let output_size =
+                    out.content_range().and_then(|range| range.rsplit('/').next()?.trim().parse::<u64>().ok());
+                if let Some(size) = output_size
+                    && size != entry.size
+                {
+                    return Err(Error::integrity(format!(
+                        "{}: the output of job {} has {size} bytes, but the catalog entry says {}",
+                        self.vault_url(&entry.key),
+                        retrieval.job_id,
+                        entry.size
+                    )));
+                }
                 // A partial answer starts at `start`; a whole one (some
                 // emulators ignore Range) at 0.
                 let skip = if out.status() == 206 || out.content_range().is_some() { 0 } else { start };
@@ -105,6 +148,23 @@ impl Vault {
             .await?;
         self.check_range(entry, start, end, &data, echoed.as_deref())?;
         Ok(Fetched { data, total_size: entry.size, metadata, etag })
+    }
+
+    /// The archive a job retrieved must be the one the entry describes: its
+    /// tree hash, as the job reports it, is checked before the first byte
+    /// (an entry rebuilt without its manifest has no per-part checksums).
+    async fn same_archive(&self, entry: &Entry, job_id: &str) -> Result<()> {
+        let super::jobs::JobState::Done(done) = self.job_state(job_id).await? else { return Ok(()) };
+        match done.archive_tree_hash.as_deref().and_then(treehash::from_hex) {
+            Some(theirs) if treehash::from_hex(&entry.tree_hash) != Some(theirs) => Err(Error::integrity(format!(
+                "{}: the archive retrieved by job {job_id} has tree hash {}, but the catalog entry says {}; nothing \
+                 of it was written",
+                self.vault_url(&entry.key),
+                treehash::to_hex(&theirs),
+                entry.tree_hash
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Glacier sends a range's tree hash when the range is a node of the
@@ -148,8 +208,16 @@ impl Vault {
                     )
                     .with_code(Some("AccessDeniedException"))),
                     Err(e) => match classify(&what, &self.vault_url(key), e) {
-                        // Deleting an archive that is gone is success.
-                        error if error.is(Kind::NotFound) => Ok(()),
+                        // Deleting an archive that is gone is success, but
+                        // only in a vault that exists: a missing vault (a
+                        // changed or mistyped name) deletes nothing.
+                        error if error.is(Kind::NotFound) => {
+                            if self.exists().await? {
+                                Ok(())
+                            } else {
+                                Err(self.no_vault())
+                            }
+                        }
                         other => Err(other),
                     },
                 }

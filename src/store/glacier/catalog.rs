@@ -9,9 +9,17 @@
 //! the archive is. `thaw` adds the retrieval job to it; a delete refused by
 //! the vault's lock policy marks it for `purge`.
 //!
-//! Should the bucket be lost, each archive's description carries the key
-//! and the integrity record, so `rebuild-catalog` can write the entries
-//! again from a vault inventory.
+//! Should the bucket be lost, each archive's description carries the key,
+//! the integrity record and the upload's nonce, so `rebuild-catalog` can
+//! write the entries again from a vault inventory.
+//!
+//! Besides the current entry of a key there are tagged entries (see
+//! [`crate::layout::EntryTag`]): an *intent*, written before an archive is
+//! completed and removed once the current entry names it, so an upload
+//! interrupted at any moment is found and finished or undone; and a
+//! *retired* entry, naming an archive a newer one replaced whose delete a
+//! retention lock refused, kept for `purge`. Every archive is named by
+//! exactly one entry.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -53,6 +61,27 @@ pub struct Entry {
     /// Set when a delete was refused by the vault's lock policy and deferred.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_requested_at: Option<String>,
+    /// Set in an intent entry: the upload it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+}
+
+/// An upload whose archive may exist before any current entry names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The upload's nonce, also in the archive's description.
+    pub nonce: String,
+    /// The multipart upload: completing it again (an idempotent request)
+    /// gives the archive's id. `None` for a single-request upload, whose
+    /// archive only an inventory can find.
+    pub upload_id: Option<String>,
+    /// The archive the upload replaces, if the key had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// A single-request upload was sent more than once: archives of this
+    /// nonce other than the one named may exist (an inventory finds them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicates_possible: bool,
 }
 
 /// The archive-retrieval job that makes the archive readable.
@@ -99,7 +128,14 @@ impl Entry {
             plugin_version: env!("CARGO_PKG_VERSION").to_string(),
             retrieval: None,
             delete_requested_at: None,
+            intent: None,
         }
+    }
+
+    /// The nonce of the upload that made this entry's archive, from its
+    /// description.
+    pub fn nonce(&self) -> Option<String> {
+        parse_description(&self.description).and_then(|d| d.nonce)
     }
 }
 
@@ -107,28 +143,32 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// What a description carries: the key and the integrity record.
+/// What a description carries: the key, the integrity record and the
+/// upload's nonce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Described {
     #[serde(rename = "k")]
     pub key: String,
     #[serde(rename = "m", default, skip_serializing_if = "Vec::is_empty")]
     pub metadata: Metadata,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// `gpbkp1 <base64url(JSON)>`: printable ASCII, at most 1,024 characters.
 /// The integrity record is dropped when it would not fit; a key too long
 /// even alone is an error (the archive could never be named again).
-pub fn describe(key: &str, metadata: &Metadata) -> Result<String> {
+pub fn describe(key: &str, metadata: &Metadata, nonce: &str) -> Result<String> {
     let encode = |d: &Described| {
         let json = serde_json::to_vec(d).expect("a description always serialises");
         format!("{DESCRIPTION_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
     };
-    let full = encode(&Described { key: key.to_string(), metadata: metadata.clone() });
+    let nonce = Some(nonce.to_string());
+    let full = encode(&Described { key: key.to_string(), metadata: metadata.clone(), nonce: nonce.clone() });
     if full.len() <= MAX_DESCRIPTION {
         return Ok(full);
     }
-    let bare = encode(&Described { key: key.to_string(), metadata: Vec::new() });
+    let bare = encode(&Described { key: key.to_string(), metadata: Vec::new(), nonce });
     if bare.len() <= MAX_DESCRIPTION {
         return Ok(bare);
     }
@@ -154,11 +194,12 @@ mod tests {
     fn descriptions_round_trip_and_stay_printable() {
         let key = "gp/backups/20250101/20250101010101/gpbackup_3_20250101010101_17000.gz";
         let meta = vec![("gpbackup-integrity".to_string(), "v1 size=5 crc64nvme=0123456789abcdef".to_string())];
-        let text = describe(key, &meta).unwrap();
+        let text = describe(key, &meta, "0123456789abcdef").unwrap();
         assert!(text.starts_with(DESCRIPTION_PREFIX));
         assert!(text.len() <= MAX_DESCRIPTION);
         assert!(text.bytes().all(|b| (0x20..=0x7e).contains(&b)));
-        assert_eq!(parse_description(&text), Some(Described { key: key.to_string(), metadata: meta }));
+        let nonce = Some("0123456789abcdef".to_string());
+        assert_eq!(parse_description(&text), Some(Described { key: key.to_string(), metadata: meta, nonce }));
         // Glacier strips leading spaces; other tools' descriptions are not ours.
         assert!(parse_description(&format!("  {text}")).is_some());
         assert_eq!(parse_description("bkp_test_dir.tar.gz"), None);
@@ -169,10 +210,10 @@ mod tests {
     fn long_keys_drop_the_record_then_fail() {
         let meta = vec![("gpbackup-integrity".to_string(), "x".repeat(300))];
         let long = "k".repeat(600);
-        let text = describe(&long, &meta).unwrap();
+        let text = describe(&long, &meta, "0123456789abcdef").unwrap();
         assert!(text.len() <= MAX_DESCRIPTION);
         assert_eq!(parse_description(&text).unwrap().metadata, Vec::new());
-        let err = describe(&"k".repeat(800), &meta).unwrap_err().to_string();
+        let err = describe(&"k".repeat(800), &meta, "0123456789abcdef").unwrap_err().to_string();
         assert!(err.contains("too long"), "{err}");
     }
 

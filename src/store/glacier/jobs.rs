@@ -26,13 +26,21 @@ pub(super) enum JobState {
     Gone,
     Running,
     Failed(String),
-    Done(Option<DateTime<Utc>>),
+    Done(Finished),
+}
+
+/// A finished job: when, and the tree hash of the archive it retrieved as
+/// the service knows it.
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    pub at: Option<DateTime<Utc>>,
+    pub archive_tree_hash: Option<String>,
 }
 
 impl Vault {
     pub(super) async fn job_state(&self, job_id: &str) -> Result<JobState> {
         if let Some(done) = self.finished_jobs.lock().expect("jobs lock").get(job_id) {
-            return Ok(JobState::Done(*done));
+            return Ok(JobState::Done(done.clone()));
         }
         let what = format!("look up retrieval job {job_id} in vault {}", self.settings.name);
         let out =
@@ -50,8 +58,11 @@ impl Vault {
         };
         Ok(match out.status_code() {
             Some(StatusCode::Succeeded) => {
-                let done = out.completion_date().and_then(parse_date);
-                self.finished_jobs.lock().expect("jobs lock").insert(job_id.to_string(), done);
+                let done = Finished {
+                    at: out.completion_date().and_then(parse_date),
+                    archive_tree_hash: out.sha256_tree_hash().map(str::to_string),
+                };
+                self.finished_jobs.lock().expect("jobs lock").insert(job_id.to_string(), done.clone());
                 JobState::Done(done)
             }
             Some(StatusCode::Failed) => {
@@ -68,12 +79,12 @@ impl Vault {
         let Some(retrieval) = &entry.retrieval else { return Ok(Readiness::Archived) };
         Ok(match self.job_state(&retrieval.job_id).await? {
             JobState::Running => Readiness::Restoring,
-            JobState::Done(done) if !expired(done) => {
-                Readiness::Restored { until: done.map(|d| d + chrono::Duration::hours(JOB_OUTPUT_HOURS.into())) }
+            JobState::Done(done) if !expired(done.at) => {
+                Readiness::Restored { until: done.at.map(|d| d + chrono::Duration::hours(JOB_OUTPUT_HOURS.into())) }
             }
             JobState::Failed(why) => {
                 log::warn!("retrieval job {} of {} failed: {why}", retrieval.job_id, self.vault_url(&entry.key));
-                Readiness::Archived
+                Readiness::Failed(format!("retrieval job {} failed: {why}", retrieval.job_id))
             }
             JobState::Done(_) | JobState::Gone => Readiness::Archived,
         })
@@ -87,7 +98,7 @@ impl Vault {
         match self.readiness(entry).await? {
             Readiness::Restoring => return Ok(RestoreRequested::AlreadyRestoring),
             Readiness::Restored { .. } | Readiness::Ready => return Ok(RestoreRequested::AlreadyReadable),
-            Readiness::Archived => {}
+            Readiness::Archived | Readiness::Failed(_) => {}
         }
         let (job_id, started) = match self.find_job(&archive_id).await? {
             Some(job) => (job, false),

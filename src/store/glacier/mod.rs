@@ -27,7 +27,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use super::aws::Credentials;
@@ -35,18 +34,20 @@ use super::retry::{Retry, RetryPolicy};
 use super::s3::S3Settings;
 use super::{
     CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectMeta,
-    ObjectState, RestoreLifetime, RestoreRequested, Storage, Store, paging,
+    ObjectState, Recovered, RestoreLifetime, RestoreRequested, Storage, Store, paging,
 };
 use crate::config::RestoreTier;
 use crate::error::{Error, Kind, Result};
-use crate::layout;
+use crate::layout::{self, EntryTag};
 
 mod admin;
 mod archives;
 pub mod catalog;
 mod client;
+mod commit;
 mod jobs;
 mod multipart;
+mod rebuild;
 pub mod treehash;
 
 use catalog::Entry;
@@ -82,7 +83,9 @@ struct Vault {
     /// Catalog entries read by this process (`None`: the key has none).
     entries: Mutex<HashMap<String, Option<Arc<Entry>>>>,
     /// Jobs seen finished by this process, with their completion time.
-    finished_jobs: Mutex<HashMap<String, Option<DateTime<Utc>>>>,
+    finished_jobs: Mutex<HashMap<String, jobs::Finished>>,
+    /// Whether the vault exists, once a delete had to ask.
+    vault_exists: tokio::sync::OnceCell<bool>,
     /// The vault's live retrieval jobs by archive id, listed once.
     live_jobs: tokio::sync::OnceCell<HashMap<String, String>>,
 }
@@ -109,6 +112,7 @@ impl GlacierStore {
             retry: Retry::new(policy),
             entries: Mutex::new(HashMap::new()),
             finished_jobs: Mutex::new(HashMap::new()),
+            vault_exists: tokio::sync::OnceCell::new(),
             live_jobs: tokio::sync::OnceCell::new(),
         })))
     }
@@ -145,16 +149,41 @@ impl Vault {
         Ok(())
     }
 
-    /// Records a new archive; if the entry cannot be written the archive is
-    /// deleted again (an archive nobody can name is billed forever).
-    async fn record(&self, entry: Entry) -> Result<()> {
-        let Err(e) = self.write_entry(&entry).await else { return Ok(()) };
-        if let Some(id) = &entry.archive_id
-            && let Err(del) = self.delete_archive(&entry.key, id).await
-        {
-            log::warn!("archive {id} of {} has no catalog entry and could not be deleted: {del}", entry.key);
+    fn forget(&self, key: &str) {
+        self.entries.lock().expect("entries lock").remove(key);
+    }
+
+    /// An empty payload: an entry without an archive (Glacier refuses
+    /// empty archives); an archive the key named before is retired.
+    async fn record_empty(&self, entry: Entry) -> Result<()> {
+        let old = fetch_entry(&*self.bucket, &entry.key).await?;
+        self.write_entry(&entry).await?;
+        if let Some(old) = old {
+            self.retire(&old).await;
         }
-        Err(e)
+        Ok(())
+    }
+
+    /// A payload in one piece: a multipart upload of one part where the
+    /// service has them (see [`multipart`]), else one UploadArchive.
+    async fn upload_whole(self: &Arc<Self>, key: &str, data: Bytes, metadata: &Metadata) -> Result<()> {
+        let upload = match multipart::start(self.clone(), key, metadata).await {
+            Ok(upload) => upload,
+            // No multipart uploads here (moto): one request.
+            Err(e) if e.is(Kind::NotFound) => return self.upload_archive(key, data, metadata).await,
+            Err(e) => return Err(e),
+        };
+        let result = async {
+            let part = upload.put_part(1, data).await?;
+            upload.complete(vec![part]).await
+        }
+        .await;
+        if result.is_err()
+            && let Err(e) = upload.abort().await
+        {
+            log::warn!("could not abort the failed upload of {}: {e}", self.vault_url(key));
+        }
+        result
     }
 }
 
@@ -183,9 +212,9 @@ impl Store for GlacierStore {
             // Glacier refuses empty archives: the entry alone says "empty".
             let mut entry = Entry::new(key, &vault.settings, &vault.region);
             entry.metadata = metadata.clone();
-            return vault.record(entry).await;
+            return vault.record_empty(entry).await;
         }
-        vault.upload_archive(key, data, metadata).await
+        vault.upload_whole(key, data, metadata).await
     }
 
     async fn start_multipart(
@@ -202,24 +231,33 @@ impl Store for GlacierStore {
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched> {
         match self.0.entry(key).await? {
-            Some(entry) => self.0.read_archive(&entry, range).await,
+            Some(entry) => {
+                self.0.mine(&entry)?;
+                self.0.read_archive(&entry, range).await
+            }
             None => self.0.bucket.get_range(key, range).await,
         }
     }
 
     async fn object_state(&self, key: &str) -> Result<ObjectState> {
         match self.0.entry(key).await? {
-            Some(entry) => Ok(ObjectState {
-                readiness: self.0.readiness(&entry).await?,
-                storage: Storage::Vault(self.0.settings.name.clone()),
-            }),
+            Some(entry) => {
+                self.0.mine(&entry)?;
+                Ok(ObjectState {
+                    readiness: self.0.readiness(&entry).await?,
+                    storage: Storage::Vault(entry.vault.clone()),
+                })
+            }
             None => self.0.bucket.object_state(key).await,
         }
     }
 
     async fn request_restore(&self, key: &str, tier: RestoreTier, days: u32) -> Result<RestoreRequested> {
         match self.0.entry(key).await? {
-            Some(entry) => self.0.request_retrieval(&entry, tier).await,
+            Some(entry) => {
+                self.0.mine(&entry)?;
+                self.0.request_retrieval(&entry, tier).await
+            }
             None => self.0.bucket.request_restore(key, tier, days).await,
         }
     }
@@ -237,20 +275,37 @@ impl Store for GlacierStore {
         let (entries, mut objects): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
             page.objects.into_iter().partition(|o| layout::catalog_owner(&o.key).is_some());
         let vault = &self.0;
-        let read: Vec<(String, Option<Arc<Entry>>)> = futures::stream::iter(entries)
+        let read: Vec<(ObjectMeta, std::result::Result<Option<Arc<Entry>>, Error>)> = futures::stream::iter(entries)
             .map(|o| async move {
                 let key = layout::catalog_owner(&o.key).unwrap_or_default().to_string();
-                let entry = fetch_entry(&*vault.bucket, &key).await?;
-                Ok::<_, Error>((key, entry))
+                match fetch_entry(&*vault.bucket, &key).await {
+                    Err(e) if !e.is(Kind::Integrity) => Err(e),
+                    read => Ok((o, read)),
+                }
             })
             .buffer_unordered(LIST_CONCURRENCY)
             .try_collect()
             .await?;
-        for (key, entry) in read {
-            if let Some(entry) = &entry {
-                objects.push(ObjectMeta { key: key.clone(), size: entry.size, cold: entry.archive_id.is_some() });
+        for (object, entry) in read {
+            let key = layout::catalog_owner(&object.key).unwrap_or_default().to_string();
+            match entry {
+                Ok(entry) => {
+                    if let Some(entry) = &entry {
+                        objects.push(ObjectMeta {
+                            key: key.clone(),
+                            size: entry.size,
+                            cold: entry.archive_id.is_some(),
+                        });
+                    }
+                    vault.remember(&key, entry);
+                }
+                // A damaged entry is shown as the file it is, and said so:
+                // the rest of the listing stands.
+                Err(damaged) => {
+                    log::warn!("{}; run rebuild-catalog to write it again", damaged.message());
+                    objects.push(object);
+                }
             }
-            vault.remember(&key, entry);
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(ListPage { objects, next: page.next })
@@ -302,14 +357,44 @@ impl Store for GlacierStore {
         Ok(())
     }
 
+    async fn recover(&self, prefix: &str) -> Result<Recovered> {
+        let vault = &self.0;
+        let mut recovered = Recovered::default();
+        let mut pages = std::pin::pin!(paging::objects(&*vault.bucket, prefix));
+        while let Some(page) = pages.try_next().await? {
+            for object in page {
+                let Some((_, EntryTag::Intent(_))) = layout::tagged_catalog_owner(&object.key) else { continue };
+                let entry = match vault.read_entry_at(&object.key).await {
+                    Ok(Some(entry)) => entry,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        recovered.left.push((object.key.clone(), e.message().to_string()));
+                        continue;
+                    }
+                };
+                match vault.recover(&object.key, &entry).await {
+                    Ok(true) => recovered.settled += 1,
+                    Ok(false) => recovered.left.push((
+                        object.key.clone(),
+                        "its archive, if any, can only be found by an inventory: run rebuild-catalog".to_string(),
+                    )),
+                    Err(e) => recovered.left.push((object.key.clone(), e.message().to_string())),
+                }
+            }
+        }
+        Ok(recovered)
+    }
+
     async fn deferred_deletes(&self, prefix: &str) -> Result<Vec<String>> {
         let vault = &self.0;
         let mut keys = Vec::new();
         let mut pages = std::pin::pin!(paging::objects(&*vault.bucket, prefix));
         while let Some(page) = pages.try_next().await? {
             for object in page {
-                if let Some(key) = layout::catalog_owner(&object.key)
-                    && let Some(entry) = vault.entry(key).await?
+                if let Some((_, EntryTag::Retired(_))) = layout::tagged_catalog_owner(&object.key) {
+                    keys.push(object.key);
+                } else if let Some(key) = layout::catalog_owner(&object.key)
+                    && let Ok(Some(entry)) = vault.entry(key).await
                     && entry.delete_requested_at.is_some()
                 {
                     keys.push(key.to_string());
@@ -321,19 +406,62 @@ impl Store for GlacierStore {
 }
 
 impl Vault {
-    /// Deletes archives (each followed at once by its catalog entry) and
-    /// bucket files; stops at the first archive a retention lock refuses.
+    /// Deletes archives (each followed at once by its catalog entry),
+    /// tagged entries (an intent is resolved first, a retired entry's
+    /// archive deleted) and bucket files. Stops at the first archive a
+    /// retention lock refuses; keeps, and reports, what it cannot read.
     async fn delete_keys(&self, keys: &[String]) -> Result<DeleteOutcome> {
         let mut plain = Vec::new();
         let mut outcome = DeleteOutcome::default();
         for (i, key) in keys.iter().enumerate() {
-            let key = layout::catalog_owner(key).unwrap_or(key);
-            let Some(entry) = self.entry(key).await? else {
-                plain.push(key.to_string());
+            if let Some((_, tag)) = layout::tagged_catalog_owner(key) {
+                let entry = match self.read_entry_at(key).await {
+                    Ok(Some(entry)) => entry,
+                    Ok(None) => continue,
+                    Err(e) if e.is(Kind::Integrity) => {
+                        outcome.kept.push((key.clone(), e.message().to_string()));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                match tag {
+                    EntryTag::Intent(_) => {
+                        if !self.recover(key, &entry).await? {
+                            outcome.kept.push((
+                                key.clone(),
+                                "an interrupted upload whose archive only an inventory can find (rebuild-catalog)"
+                                    .to_string(),
+                            ));
+                        }
+                    }
+                    EntryTag::Retired(_) => match self.delete_archive_of(&entry).await {
+                        Ok(()) => plain.push(key.clone()),
+                        Err(e) if e.is(Kind::RetentionLocked) => {
+                            outcome.refused.push((key.clone(), e));
+                            outcome.untouched = keys[i + 1..].to_vec();
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    },
+                }
                 continue;
+            }
+            let key = layout::catalog_owner(key).unwrap_or(key);
+            let entry = match self.entry(key).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => {
+                    plain.push(key.to_string());
+                    continue;
+                }
+                Err(e) if e.is(Kind::Integrity) => {
+                    outcome.kept.push((key.to_string(), e.message().to_string()));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            if let Some(id) = &entry.archive_id {
-                match self.delete_archive(key, id).await {
+            self.mine(&entry)?;
+            if entry.archive_id.is_some() {
+                match self.delete_archive_of(&entry).await {
                     Ok(()) => {}
                     Err(e) if e.is(Kind::RetentionLocked) => {
                         outcome.refused.push((key.to_string(), e));
@@ -342,11 +470,15 @@ impl Vault {
                     }
                     Err(e) => return Err(e),
                 }
+                // The entry goes the moment its archive does.
+                self.forget(key);
+                let gone = self.bucket.delete_many(&[layout::catalog_key(key), key.to_string()]).await?;
+                outcome.refused.extend(gone.refused);
+            } else {
+                plain.push(layout::catalog_key(key));
+                plain.push(key.to_string());
+                self.forget(key);
             }
-            // Archive first, entry last: never an archive nobody can name.
-            plain.push(layout::catalog_key(key));
-            plain.push(key.to_string());
-            self.entries.lock().expect("entries lock").remove(key);
         }
         if !plain.is_empty() {
             let bucket = self.bucket.delete_many(&plain).await?;
@@ -354,7 +486,43 @@ impl Vault {
         }
         Ok(outcome)
     }
+
+    /// An entry at `entry_key` (a tagged one), read fresh.
+    async fn read_entry_at(&self, entry_key: &str) -> Result<Option<Entry>> {
+        match self.bucket.get_range(entry_key, 0..(1 << 20)).await {
+            Ok(fetched) => Ok(Some(Entry::parse(&fetched.data, &self.bucket.url(entry_key))?)),
+            Err(e) if e.is(Kind::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_archive_of(&self, entry: &Entry) -> Result<()> {
+        self.mine(entry)?;
+        match &entry.archive_id {
+            Some(id) => self.delete_archive(&entry.key, id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// An entry of another vault (a config whose `vault` was changed or
+    /// mistyped since the backup) is never acted on through this one.
+    fn mine(&self, entry: &Entry) -> Result<()> {
+        if entry.vault == self.settings.name {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "the catalog entry of {} names vault {}, but the plugin config names vault {}; nothing was done with \
+             it",
+            self.bucket.url(&entry.key),
+            entry.vault,
+            self.settings.name
+        ))
+        .with_code(Some(VAULT_MISMATCH)))
+    }
 }
+
+/// The code of the error [`Vault::mine`] returns.
+pub const VAULT_MISMATCH: &str = "VaultMismatch";
 
 /// The vault's own administration, for the commands that exist for it.
 #[async_trait]
@@ -387,7 +555,7 @@ impl super::VaultAdmin for GlacierStore {
         self.0.inventory(job_id).await
     }
 
-    async fn restore_entry(&self, archive: &super::InventoryArchive) -> Result<Option<String>> {
-        self.0.restore_entry(archive).await
+    async fn rebuild(&self, archives: &[super::InventoryArchive], prefix: &str) -> Result<super::Rebuilt> {
+        self.0.rebuild(archives, prefix).await
     }
 }

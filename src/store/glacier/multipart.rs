@@ -1,6 +1,12 @@
 //! Multipart archives: parts of exactly the vault's part size, each with
 //! its tree hash (which the service must echo), completed with the whole
 //! archive's hash combined from the parts'; and the vault's open uploads.
+//!
+//! Every archive is uploaded this way where the service has multipart
+//! uploads (a stream of one part too): completing an upload again is
+//! idempotent and answers the same archive id, so a completion whose answer
+//! was lost, or a process killed around it, never leaves an archive nobody
+//! can name (see [`super::commit`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +26,8 @@ use crate::store::{Metadata, MultipartUpload, PartTag, paging};
 
 /// Starts a multipart archive for `key`.
 pub(super) async fn start(vault: Arc<Vault>, key: &str, metadata: &Metadata) -> Result<Box<dyn MultipartUpload>> {
-    let description = catalog::describe(key, metadata)?;
+    let nonce = crate::layout::new_upload_id();
+    let description = catalog::describe(key, metadata, &nonce)?;
     let out = vault
         .retry
         .run(&format!("start multipart upload to {}", vault.vault_url(key)), || async {
@@ -40,7 +47,45 @@ pub(super) async fn start(vault: Arc<Vault>, key: &str, metadata: &Metadata) -> 
     entry.description = description;
     entry.metadata = metadata.clone();
     entry.part_size = vault.settings.part_size;
-    Ok(Box::new(VaultUpload { vault, upload_id, entry, parts: Mutex::new(HashMap::new()) }))
+    Ok(Box::new(VaultUpload { vault, upload_id, nonce, entry, parts: Mutex::new(HashMap::new()) }))
+}
+
+impl Vault {
+    /// Completes upload `upload_id` (again: the request is idempotent);
+    /// the archive's id.
+    pub(super) async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        size: u64,
+        tree_hex: &str,
+    ) -> Result<String> {
+        let url = self.vault_url(key);
+        let what = format!("complete the upload of {url}");
+        let out = self
+            .retry
+            .run(&what, || async {
+                on_vault!(self, complete_multipart_upload)
+                    .upload_id(upload_id)
+                    .archive_size(size.to_string())
+                    .checksum(tree_hex)
+                    .send()
+                    .await
+                    .map_err(|e| classify("complete multipart upload to", &url, e))
+            })
+            .await?;
+        if let Some(echoed) = out.checksum()
+            && treehash::from_hex(echoed) != treehash::from_hex(tree_hex)
+        {
+            return Err(Error::integrity(format!(
+                "{} completed {url} with tree hash {echoed}, but the parts make {tree_hex}",
+                self.server
+            )));
+        }
+        out.archive_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::service(format!("{} completed {url} without an archive id", self.server)))
+    }
 }
 
 impl Vault {
@@ -93,6 +138,8 @@ impl Vault {
 struct VaultUpload {
     vault: Arc<Vault>,
     upload_id: String,
+    /// This upload's own mark, in the description and the intent.
+    nonce: String,
     /// The entry to record on completion (archive id, size and hash to come).
     entry: Entry,
     /// Each part's size and tree hash, by part number.
@@ -162,41 +209,24 @@ impl MultipartUpload for VaultUpload {
     async fn complete(&self, parts: Vec<PartTag>) -> Result<()> {
         let vault = &self.vault;
         let (size, tree) = self.whole(&parts)?;
-        let tree_hex = treehash::to_hex(&tree);
-        let what = format!("complete the upload of {}", self.url());
-        // Glacier answers a repeated completion with the same archive id,
-        // so a completion whose answer was lost is simply sent again.
-        let out = vault
-            .retry
-            .run(&what, || async {
-                on_vault!(vault, complete_multipart_upload)
-                    .upload_id(&self.upload_id)
-                    .archive_size(size.to_string())
-                    .checksum(&tree_hex)
-                    .send()
-                    .await
-                    .map_err(|e| classify("complete multipart upload to", &self.url(), e))
-            })
-            .await?;
-        if let Some(echoed) = out.checksum()
-            && treehash::from_hex(echoed) != Some(tree)
-        {
-            return Err(Error::integrity(format!(
-                "{} completed {} with tree hash {echoed}, but the parts make {tree_hex}",
-                vault.server,
-                self.url()
-            )));
-        }
-        let archive_id = out.archive_id().ok_or_else(|| {
-            Error::service(format!("{} completed {} without an archive id", vault.server, self.url()))
-        })?;
         let mut entry = self.entry.clone();
-        entry.archive_id = Some(archive_id.to_string());
         entry.size = size;
-        entry.tree_hash = tree_hex;
+        entry.tree_hash = treehash::to_hex(&tree);
+        let begun = vault.begin(&entry, &self.nonce, Some(&self.upload_id)).await?;
+        let archive_id = match vault.complete_upload(&entry.key, &self.upload_id, size, &entry.tree_hash).await {
+            Ok(id) => id,
+            Err(e) => {
+                // Still open: no archive was made, and the engine aborts it.
+                // Otherwise the intent stays for `cleanup` to resolve.
+                if vault.abort_vault_upload(&entry.key, &self.upload_id).await.unwrap_or(false) {
+                    vault.abandon(&begun).await;
+                }
+                return Err(e);
+            }
+        };
+        entry.archive_id = Some(archive_id);
         entry.uploaded_at = catalog::now();
-        // The same step as a single-request upload: entry, else no archive.
-        vault.record(entry).await
+        vault.commit(begun, entry).await
     }
 
     async fn abort(&self) -> Result<()> {
