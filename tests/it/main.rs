@@ -10,6 +10,7 @@ mod bad_input;
 mod cold_storage;
 mod conformance;
 mod faults;
+mod glacier_integrity;
 mod glacier_vault;
 mod gpbackup_e2e;
 mod hardening_data;

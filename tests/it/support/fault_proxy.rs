@@ -41,10 +41,15 @@ pub struct Faults {
     /// matching requests with 503 SlowDown.
     pub late_after: Duration,
     pub late_slowdowns: u64,
+    /// Forward, then answer 503 SlowDown instead of the server's answer:
+    /// the request took effect, the client is told it failed.
+    pub fail_after_forward: f64,
     /// Inject faults only into requests whose request line starts with the
     /// first string and contains the second (e.g. `("POST ", "uploadId=")`:
     /// CompleteMultipartUpload).
     pub only: Option<(&'static str, &'static str)>,
+    /// ...and not into those whose request line contains this.
+    pub skip: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -159,7 +164,9 @@ fn serve(
         reader.read_exact(&mut body)?;
         stats.requests.fetch_add(1, Ordering::Relaxed);
         let request_line = text.lines().next().unwrap_or_default();
+        let skipped = faults.skip.is_some_and(|s| request_line.contains(s));
         let faults = match faults.only {
+            _ if skipped => Faults::default(),
             Some((start, part)) if !(request_line.starts_with(start) && request_line.contains(part)) => {
                 Faults::default()
             }
@@ -239,6 +246,16 @@ fn serve(
         }
         if !faults.delay.is_zero() {
             std::thread::sleep(faults.delay);
+        }
+        if rng.chance(faults.fail_after_forward) {
+            stats.slowdowns.fetch_add(1, Ordering::Relaxed);
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            write!(
+                client,
+                "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            continue;
         }
         let response = if faults.foreign_keys && request_line.contains("list-type=2") {
             foreign_keys(&response)
