@@ -24,13 +24,6 @@ pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
 /// `everywhere`, those the service lists (other hosts' included), then
 /// removes orphaned manifests.
 pub async fn abort_leftovers(ctx: &Context, prefix: &str, everywhere: bool) -> Result<()> {
-    let mut aborted = 0;
-    for entry in journal::entries(&ctx.store.url(prefix)) {
-        ctx.store.abort_upload(&entry.key, &entry.upload_id).await?;
-        entry.forget();
-        aborted += 1;
-    }
-    let mut orphans = 0;
     if everywhere {
         // Uploads that got as far as an intent are finished or undone
         // first (completing one again tells whether its archive exists);
@@ -42,6 +35,15 @@ pub async fn abort_leftovers(ctx: &Context, prefix: &str, everywhere: bool) -> R
         if recovered.settled > 0 {
             log::info!("Cleanup of {}: settled {} interrupted uploads", ctx.store.url(prefix), recovered.settled);
         }
+    }
+    let mut aborted = 0;
+    for entry in journal::entries(&ctx.store.url(prefix)) {
+        ctx.store.abort_upload(&entry.key, &entry.upload_id).await?;
+        entry.forget();
+        aborted += 1;
+    }
+    let mut orphans = 0;
+    if everywhere {
         if let Some(open) = ctx.store.open_uploads(prefix).await? {
             for (key, upload_id) in open {
                 ctx.store.abort_upload(&key, &upload_id).await?;

@@ -53,8 +53,30 @@ impl Vault {
         dir
     }
 
+    fn entry_key(&self, file: &str) -> String {
+        format!("{}/backups/{}/{TS}/{file}.gpbackup_vault", self.folder, &TS[..8])
+    }
+
     fn entry_file(&self, file: &str) -> std::path::PathBuf {
-        self.s3.object_file(&format!("{}/backups/{}/{TS}/{file}.gpbackup_vault", self.folder, &TS[..8])).unwrap()
+        self.s3.object_file(&self.entry_key(file)).unwrap()
+    }
+
+    /// The entry's text, as stored.
+    fn read_entry(&self, file: &str) -> String {
+        String::from_utf8_lossy(&self.s3.curl(&format!("{}/{}", self.s3.bucket, self.entry_key(file)), &[]).stdout)
+            .into_owned()
+    }
+
+    /// Replaces an entry through S3 (the server keeps its checksum).
+    fn write_entry(&self, file: &str, text: &str) {
+        let local = std::env::temp_dir().join(format!("entry-{}-{file}", std::process::id()));
+        std::fs::write(&local, text).unwrap();
+        let key = self.entry_key(file);
+        let out = self.s3.curl(
+            &format!("{}/{key}", self.s3.bucket),
+            &["-X", "PUT", "--data-binary", &format!("@{}", local.display())],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     }
 
     fn one_to_one(&self) {
@@ -90,12 +112,10 @@ fn a_config_naming_another_vault_deletes_nothing() {
     assert!(listing(&c).contains(&file(0)), "the backup is untouched");
     // An entry that names a vault which does not exist: an error, never
     // "already deleted".
-    let entry = v.entry_file(&file(0));
-    let text = std::fs::read_to_string(&entry).unwrap().replace(&v.name, "no-such-vault");
-    std::fs::write(&entry, text).unwrap();
+    let text = v.read_entry(&file(0));
+    v.write_entry(&file(0), &text.replace(&v.name, "no-such-vault"));
     assert_fails_with(&typo.run("delete_backup", &[TS], b""), "vault no-such-vault does not exist");
-    let text = std::fs::read_to_string(&entry).unwrap().replace("no-such-vault", &v.name);
-    std::fs::write(&entry, text).unwrap();
+    v.write_entry(&file(0), &text);
     v.one_to_one();
 }
 
@@ -140,6 +160,17 @@ fn a_kill_after_the_archive_and_before_its_entry_is_settled_by_cleanup() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_ok(&c.run("cleanup_plugin_for_backup", &[&dir, "master", "\"-1\""], b""));
+    if listing(&c).contains(".intent-") {
+        // Completing an upload again answers the same archive on AWS (for
+        // a short period); fakecloud forgets completed uploads, so only an
+        // inventory finds the archive: the cleanup says so, and
+        // rebuild-catalog settles it.
+        assert!(c.log_text().contains("run rebuild-catalog"), "{}", c.log_text());
+        let out = c.run("rebuild-catalog", &["--wait", "--timeout", "2m"], b"");
+        assert_ok(&out);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 archives of interrupted uploads deleted"), "{out:?}");
+        assert_ok(&c.run("cleanup_plugin_for_backup", &[&dir, "master", "\"-1\""], b""));
+    }
     assert!(!listing(&c).contains(&file(0)), "{}", listing(&c));
     v.one_to_one();
 }
@@ -173,7 +204,7 @@ fn a_refused_delete_midway_leaves_no_entry_without_its_archive() {
         assert_ok(&c.run("backup_data", &[&format!("{dir}/{}", file(n))], &data(100_000 + n as usize, 4)));
     }
     // The lock refuses the second archive only.
-    let second = std::fs::read_to_string(v.entry_file(&file(1))).unwrap();
+    let second = v.read_entry(&file(1));
     let json: serde_json::Value = serde_json::from_str(&second).unwrap();
     let archive: &'static str = Box::leak(json["archive_id"].as_str().unwrap().to_string().into_boxed_str());
     let proxy = FaultProxy::start(
@@ -220,7 +251,7 @@ fn damaged_entries_are_reported_and_rebuilt() {
     for (n, p) in payloads.iter().enumerate() {
         assert_ok(&c.run("backup_data", &[&format!("{dir}/{}", file(n as u32))], p));
     }
-    std::fs::write(v.entry_file(&file(0)), "{ damaged").unwrap();
+    v.write_entry(&file(0), "{ damaged");
     // The listing and the survey go on; the damaged entry is named.
     assert!(listing(&c).contains(&file(1)));
     assert_ok(&c.run("thaw", &[TS, "--status"], b""));
@@ -287,11 +318,10 @@ fn an_entry_naming_the_wrong_archive_emits_nothing() {
     assert_ok(&c.run("thaw", &[TS, "--wait", "--timeout", "1m"], b""));
     // As a rebuilt entry without its manifest, and with another archive's
     // tree hash: only the job's own report of the archive can tell.
-    let entry = v.entry_file(&file(0));
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&entry).unwrap()).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&v.read_entry(&file(0))).unwrap();
     json["metadata"] = serde_json::json!([]);
     json["tree_hash"] = serde_json::json!("0".repeat(64));
-    std::fs::write(&entry, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    v.write_entry(&file(0), &serde_json::to_string_pretty(&json).unwrap());
     let out = c.run("restore_data", &[&path], b"");
     assert_fails_with(&out, "tree hash");
     assert!(out.stdout.is_empty(), "{} bytes of the wrong archive were written", out.stdout.len());

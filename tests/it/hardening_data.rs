@@ -72,7 +72,8 @@ fn a_gateway_page_is_never_taken_for_data() {
 #[test]
 fn racing_writers_leave_one_consistent_object() {
     let server = Server::start();
-    // Writer A's completion is held back until writer B has finished.
+    // Writer A's completion reaches the server only after writer B has
+    // written its manifest and completed: A completes last.
     let (_proxy, slow) = behind(
         &server,
         Faults { delay: Duration::from_secs(3), only: Some(("POST ", "uploadId=")), ..Faults::default() },

@@ -55,7 +55,11 @@ impl S3Store {
             self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if http_status(&e) == Some(404) => Ok(()),
+            // Gone already, or never this server's (an id the journal noted
+            // for another service): nothing to abort here.
+            Err(e) if http_status(&e) == Some(404) || matches!(e.code(), Some("NoSuchUpload" | "InvalidRequest")) => {
+                Ok(())
+            }
             Err(e) => Err(classify("abort multipart upload to", &self.url(key), e)),
         }
     }

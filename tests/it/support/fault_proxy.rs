@@ -35,7 +35,7 @@ pub struct Faults {
     pub garbage: f64,
     /// Add keys outside the prefix asked for to every object listing.
     pub foreign_keys: bool,
-    /// Forward, and hold the answer back this long (every matching request).
+    /// Hold every matching request back this long before forwarding it.
     pub delay: Duration,
     /// After the proxy has run this long, answer the next `late_slowdowns`
     /// matching requests with 503 SlowDown.
@@ -225,6 +225,9 @@ fn serve(
             continue;
         }
 
+        if !faults.delay.is_zero() {
+            std::thread::sleep(faults.delay);
+        }
         // Forward on a fresh connection that the server closes after
         // answering, so the whole response is what arrives before EOF.
         let mut up = TcpStream::connect(upstream)?;
@@ -243,9 +246,6 @@ fn serve(
         if rng.chance(faults.stall) {
             stats.stalls.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(faults.stall_for);
-        }
-        if !faults.delay.is_zero() {
-            std::thread::sleep(faults.delay);
         }
         if rng.chance(faults.fail_after_forward) {
             stats.slowdowns.fetch_add(1, Ordering::Relaxed);
