@@ -140,7 +140,7 @@ fn bad_configs_name_the_key() {
         (with(&[("aws_session_token", "tok"), ("aws_secret_access_key", "")]), "aws_secret_access_key is required"),
         (with(&[("storage", "glacier")]), "vault is required with storage: glacier"),
         (with(&[("storage", "tape")]), "storage must be s3 or glacier"),
-        (with(&[("vault", "v1")]), "vault only apply with storage: glacier"),
+        (with(&[("vault", "v1")]), "vault applies only with storage: glacier"),
         (with(&[("storage", "glacier"), ("vault", "v1"), ("vault_part_size", "3MB")]), "vault_part_size"),
         (with(&[("storage", "glacier"), ("vault", "v1"), ("account_id", "12-34")]), "account_id"),
         (with(&[("storage", "glacier"), ("vault", "v1"), ("on_retention_locked", "ignore")]), "on_retention_locked"),
