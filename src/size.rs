@@ -69,6 +69,7 @@ fn unit_multiplier(unit: &str) -> Option<u64> {
         "g" | "gb" | "gib" | "gigabyte" | "gigabytes" => GIB,
         "t" | "tb" | "tib" | "terabyte" | "terabytes" => GIB * 1024,
         "p" | "pb" | "pib" | "petabyte" | "petabytes" => GIB * 1024 * 1024,
+        "e" | "eb" | "eib" | "exabyte" | "exabytes" => GIB * 1024 * 1024 * 1024,
         _ => return None,
     };
     Some(m)
@@ -99,6 +100,9 @@ mod tests {
         assert_eq!(parse_size("10 MB"), Ok(10 * MIB));
         assert_eq!(parse_size("2 megabytes"), Ok(2 * MIB));
         assert_eq!(parse_size("1TB"), Ok(1024 * GIB));
+        assert_eq!(parse_size("1EB"), Ok(1 << 60));
+        assert_eq!(parse_size("2 exabytes"), Ok(2 << 60));
+        assert_eq!(parse_size("16EB"), Err(SizeError::TooLarge));
     }
 
     #[test]

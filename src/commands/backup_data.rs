@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::config::Purpose;
 use crate::engine::{self, Source};
 use crate::error::Result;
 use crate::layout;
@@ -19,7 +20,7 @@ use super::output::throughput;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     super::output::require_open(0, "stdin")?;
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Backup).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();
     let source = Source { reader: Box::new(std::io::stdin()), name: "stdin".to_string() };

@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::config::Purpose;
 use crate::engine::{self, Source};
 use crate::error::{Error, Result};
 use crate::layout;
@@ -22,7 +23,7 @@ use super::Context;
 use super::output::throughput;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Backup).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(format!("cannot read {path}"), e))?;
     let source = if is_plugin_config_copy(path) {

@@ -15,13 +15,14 @@ use bytes::Bytes;
 
 use super::output::{say_setting as say, storage};
 use super::{load_config, store_settings, wording};
+use crate::config::Purpose;
 use crate::config::{Config, Encryption, OnRetentionLocked};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::store::{self, CredentialSource, ObjectClass, Store};
 
 pub async fn run(config_path: &Path) -> Result<()> {
-    let config = load_config(config_path)?;
+    let config = load_config(config_path, Purpose::Check)?;
     say("config", &format!("{}: valid", config_path.display()));
     let store = store::open(&store_settings(&config)).await?;
     say("bucket", &config.bucket);

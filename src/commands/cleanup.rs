@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::config::Purpose;
 use crate::engine::journal;
 use crate::error::Result;
 use crate::layout;
@@ -15,7 +16,7 @@ use super::Context;
 
 pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
     layout::validate_timestamp(timestamp)?;
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Other).await?;
     let prefix = layout::backup_prefix(&ctx.config.folder, timestamp)?;
     abort_leftovers(&ctx, &prefix, true).await
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, Purpose};
 use crate::engine::{Identity, Transform};
 use crate::error::Result;
 use crate::store::{self, RetryPolicy, Settings, Store, aws, glacier::VaultSettings, s3::S3Settings};
@@ -19,9 +19,32 @@ pub struct Context {
 impl Context {
     /// Loads the config and opens the store it selects. Opening sends no
     /// request.
-    pub async fn open(config_path: &Path) -> Result<Context> {
-        let config = load_config(config_path)?;
-        let store = store::open(&store_settings(&config)).await?;
+    pub async fn open(config_path: &Path, purpose: Purpose) -> Result<Context> {
+        Context::open_with(config_path, purpose, |_| {}).await
+    }
+
+    /// [`Context::open`] for a step that must not keep a hook waiting on a
+    /// service that is down: short timeouts, one retry.
+    pub async fn open_quick(config_path: &Path, purpose: Purpose) -> Result<Context> {
+        Context::open_with(config_path, purpose, |settings| {
+            let quick = std::time::Duration::from_secs(2);
+            settings.s3.connection.connect_timeout = settings.s3.connection.connect_timeout.min(quick);
+            settings.s3.connection.read_timeout = settings.s3.connection.read_timeout.min(quick * 3);
+            settings.retry.max_attempts = settings.retry.max_attempts.min(2);
+            settings.retry.budget = settings.retry.budget.min(quick);
+        })
+        .await
+    }
+
+    async fn open_with(
+        config_path: &Path,
+        purpose: Purpose,
+        adjust: impl FnOnce(&mut store::Settings),
+    ) -> Result<Context> {
+        let config = load_config(config_path, purpose)?;
+        let mut settings = store_settings(&config);
+        adjust(&mut settings);
+        let store = store::open(&settings).await?;
         super::interrupt::register_store(&store);
         Ok(Context { config, store })
     }
@@ -34,9 +57,12 @@ impl Context {
 
 /// Reads and validates the config, registering its secrets for redaction
 /// (and the config for the wording of errors).
-pub fn load_config(path: &Path) -> Result<Config> {
-    let config = Config::load(path)?;
+pub fn load_config(path: &Path, purpose: Purpose) -> Result<Config> {
+    let config = Config::load(path, purpose)?;
     crate::log::set_secrets(&config.secrets.0);
+    for warning in &config.warnings {
+        log::warn!("config file {}: {warning}", path.display());
+    }
     let _ = LOADED.set(config.clone());
     Ok(config)
 }

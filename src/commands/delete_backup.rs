@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use crate::config::Purpose;
 use crate::engine::delete;
 use crate::error::{Error, Kind, Result};
 use crate::layout;
@@ -15,7 +16,7 @@ use super::Context;
 
 pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
     layout::validate_timestamp(timestamp)?;
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Other).await?;
     let prefix = layout::backup_prefix(&ctx.config.folder, timestamp)?;
     let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked()).await.map_err(|e| {
         if e.is(Kind::RetentionLocked) {

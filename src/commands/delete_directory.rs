@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::config::Purpose;
 use crate::engine::delete;
 use crate::error::{Error, Result};
 use crate::layout;
@@ -17,7 +18,7 @@ pub async fn run(config: &Path, dir: &str) -> Result<()> {
             "delete_directory: directory {dir:?} is the bucket root; name a directory inside the bucket"
         )));
     }
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Other).await?;
     let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked()).await?;
     log::info!("Deleted {} objects under {}", done.deleted, ctx.store.url(&prefix));
     Ok(())

@@ -7,22 +7,34 @@
 //! the config copy on their host, which costs no request and is safe to run
 //! any number of times at once. A setup failure aborts the backup before any
 //! data moves, which is the cheapest moment to find a wrong key or bucket.
+//!
+//! No hook asks for more permission than the Go plugin's: a hook fails only
+//! for what the Go plugin also fails for (an invalid config; a bucket that
+//! is missing or cannot be written at backup setup), or for a definite
+//! finding it exists to report (a backup that needs `thaw`). Optional steps
+//! (the listing check, the probe's delete, the survey of archived objects,
+//! the search for open uploads) that are denied or cannot reach the service
+//! are logged as warnings naming the permission that would enable them, and
+//! the hook goes on. The cleanup hooks never fail a backup and give up on a
+//! service that is down within seconds.
 
 use std::time::Instant;
 
 use super::args::{HookArgs, Scope};
 use super::output::{Report, lifetime};
 use super::{Context, load_config, wording};
+use crate::config::Purpose;
 use crate::engine::thaw as engine_thaw;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::layout;
 use crate::store::ObjectClass;
 
 pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
-    let Some(ctx) = coordinator_context(args).await? else { return Ok(()) };
+    let Some(ctx) = coordinator_context(args, Purpose::Backup).await? else { return Ok(()) };
     // The bucket must exist: some servers (s3s-fs) would create it on the
     // first write, and an operator who typed the wrong name wants to know.
-    check_readable(&ctx).await?;
+    // Listing it is optional (s3:ListBucket is not a backup's permission).
+    optional("the bucket listing check", "s3:ListBucket", check_readable(&ctx).await)?;
     // A vault is created here when missing (and its lock state logged).
     let facts = ctx.store.prepare(true).await.map_err(wording::missing_vault)?;
     for (what, value) in wording::facts(&facts) {
@@ -40,18 +52,45 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
     };
     for class in classes {
         ctx.store.put(&key, bytes::Bytes::new(), &Vec::new(), *class).await?;
-        ctx.store.delete_many(std::slice::from_ref(&key)).await?;
+        // Left under this backup's directory when its delete is denied:
+        // delete_backup of the backup removes it.
+        let deleted = ctx.store.delete_many(std::slice::from_ref(&key)).await.map(|_| ());
+        if let Err(e) = deleted {
+            log::warn!(
+                "Setup for backup: the write probe {} was not deleted ({e}); s3:DeleteObject would delete it, and \
+                 delete_backup of this backup will",
+                ctx.store.url(&key)
+            );
+        }
     }
     log::info!("Setup for backup: {} is writable", ctx.store.url(&key));
     Ok(())
 }
 
+/// An optional step's result: a refusal or an unreachable service is a
+/// warning naming what was skipped and the permission that enables it.
+fn optional<T>(step: &str, permission: &str, result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is(Kind::AccessDenied) || e.is(Kind::Transient) => {
+            log::warn!("{step} was skipped: {e} (it needs {permission})");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn setup_for_restore(args: &HookArgs) -> Result<()> {
-    let Some(ctx) = coordinator_context(args).await? else { return Ok(()) };
-    check_readable(&ctx).await?;
+    let Some(ctx) = coordinator_context(args, Purpose::Restore).await? else { return Ok(()) };
+    if optional("the bucket listing check", "s3:ListBucket", check_readable(&ctx).await)?.is_none() {
+        return Ok(());
+    }
     log::info!("Setup for restore: {} is readable", ctx.store.url(&ctx.config.folder));
     match layout::timestamp_of_path(&args.dir) {
-        Some(ts) => check_thawed(&ctx, &ts).await,
+        Some(ts) => {
+            let survey = check_thawed(&ctx, &ts).await;
+            optional("the survey of archived objects", "s3:ListBucket and s3:GetObject", survey).map(|_| ())
+        }
         None => Ok(()),
     }
 }
@@ -121,13 +160,13 @@ async fn check_thawed(ctx: &Context, timestamp: &str) -> Result<()> {
 
 /// The store, at coordinator scope; at the other scopes only the config is
 /// checked and `None` returned.
-async fn coordinator_context(args: &HookArgs) -> Result<Option<Context>> {
+async fn coordinator_context(args: &HookArgs, purpose: Purpose) -> Result<Option<Context>> {
     let (scope, _) = args.scope()?;
     if scope != Scope::Coordinator {
-        load_config(&args.config)?;
+        load_config(&args.config, purpose)?;
         return Ok(None);
     }
-    Ok(Some(Context::open(&args.config).await?))
+    Ok(Some(Context::open(&args.config, purpose).await?))
 }
 
 fn under_way(survey: &engine_thaw::Survey) -> String {
@@ -167,10 +206,30 @@ pub async fn cleanup_after_backup(args: &HookArgs) -> Result<()> {
     let Some(timestamp) = layout::timestamp_of_path(&args.dir) else {
         return Ok(());
     };
-    let ctx = Context::open(&args.config).await?;
-    let prefix = layout::backup_prefix(&ctx.config.folder, &timestamp)?;
-    super::cleanup::abort_leftovers(&ctx, &prefix, scope == Scope::Coordinator).await
+    // Everything here is optional: what it cannot do now, `cleanup` (or
+    // the next cleanup) does later, and gpbackup must not wait on it.
+    let work = async {
+        let ctx = Context::open_quick(&args.config, Purpose::Backup).await?;
+        let prefix = layout::backup_prefix(&ctx.config.folder, &timestamp)?;
+        super::cleanup::abort_leftovers(&ctx, &prefix, scope == Scope::Coordinator).await
+    };
+    match tokio::time::timeout(CLEANUP_BOUND, work).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::warn!(
+            "Cleanup after backup {timestamp} was skipped: {e} (aborting open uploads needs \
+             s3:ListBucketMultipartUploads and s3:AbortMultipartUpload; `cleanup` does it later)"
+        ),
+        Err(_) => log::warn!(
+            "Cleanup after backup {timestamp} gave up after {}s (the service does not answer); `cleanup` does it \
+             later",
+            CLEANUP_BOUND.as_secs()
+        ),
+    }
+    Ok(())
 }
+
+/// The longest a cleanup hook spends before giving up, with a warning.
+const CLEANUP_BOUND: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Nothing to tidy after a restore; the arguments are checked.
 pub fn cleanup_after_restore(args: &HookArgs) -> Result<()> {

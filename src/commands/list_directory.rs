@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::config::Purpose;
 use crate::error::{Error, Result};
 use futures::TryStreamExt;
 
@@ -14,7 +15,7 @@ use crate::store::paging;
 use super::Context;
 
 pub async fn run(config: &Path, dir: Option<&str>) -> Result<()> {
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Other).await?;
     let prefix = layout::directory_prefix(dir.unwrap_or(&ctx.config.folder))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut pages = std::pin::pin!(paging::objects(&*ctx.store, &prefix));

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::config::OnRetentionLocked;
+use crate::config::Purpose;
 use crate::engine::delete::{self, Deleted};
 use crate::error::Result;
 use crate::layout;
@@ -17,7 +18,7 @@ use super::Context;
 use super::output::say;
 
 pub async fn run(config: &Path) -> Result<()> {
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Other).await?;
     // The whole folder: `check` probes (beside the backups) are kept too.
     let prefix = layout::folder_prefix(&ctx.config.folder);
     let pending = ctx.store.deferred_deletes(&prefix).await?;

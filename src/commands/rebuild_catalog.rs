@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::config::Purpose;
 use crate::error::{Error, Result};
 
 use super::load_config;
@@ -44,7 +45,7 @@ pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result
         tokio::time::sleep(poll).await;
         poll = (poll * 2).min(Duration::from_secs(300));
     };
-    let folder = load_config(config)?.folder;
+    let folder = load_config(config, Purpose::Other)?.folder;
     let done = vault.rebuild(&archives, &crate::layout::folder_prefix(&folder)).await?;
     let mut line = format!(
         "vault {}: {} archives in the inventory, {} written by this plugin, {} catalog entries written again, {} \

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::config::Purpose;
 use crate::engine::{self, Output, Selection};
 use crate::error::Result;
 use crate::layout;
@@ -17,7 +18,7 @@ use super::wording::thaw_hint;
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
     super::output::require_open(1, "stdout")?;
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Restore).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let started = Instant::now();
     let out = Output { writer: Box::new(std::io::stdout()), name: "stdout".to_string() };

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::config::Purpose;
 use crate::engine::{self, Output, Selection};
 use crate::error::{Error, Result};
 use crate::{layout, offsets};
@@ -23,7 +24,7 @@ pub async fn run(config: &Path, path: &str, offsets_file: &Path) -> Result<()> {
     let text = std::fs::read_to_string(offsets_file).map_err(|e| Error::io(format!("offsets file {name}"), e))?;
     let ranges = offsets::parse(&text, &name)?;
     super::output::require_open(1, "stdout")?;
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Restore).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let requested: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let started = Instant::now();

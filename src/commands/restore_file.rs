@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::config::Purpose;
 use crate::engine::{self, Output, Selection};
 use crate::error::{Error, Result};
 use crate::layout;
@@ -19,7 +20,7 @@ use super::wording::thaw_hint;
 use super::{Context, interrupt};
 
 pub async fn run(config: &Path, path: &str) -> Result<()> {
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Restore).await?;
     let key = layout::key_for_path(&ctx.config.folder, path)?;
     let target = PathBuf::from(path);
     let temp = target.with_file_name(format!(".{}.{}.partial", crate::PLUGIN_NAME, std::process::id()));

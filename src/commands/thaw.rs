@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::Context;
 use super::output::{Report, lifetime, storage};
+use crate::config::Purpose;
 use crate::config::{RestoreTier, Thaw};
 use crate::engine::thaw::{self, Progress, Requested, Survey};
 use crate::error::{Error, Result};
@@ -35,7 +36,7 @@ pub struct Options {
 
 pub async fn run(config: &Path, timestamp: &str, options: &Options) -> Result<()> {
     layout::validate_timestamp(timestamp)?;
-    let ctx = Context::open(config).await?;
+    let ctx = Context::open(config, Purpose::Restore).await?;
     let settings = Thaw {
         tier: options.tier.unwrap_or(ctx.config.thaw.tier),
         days: options.days.unwrap_or(ctx.config.thaw.days),

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::args::VaultLockCommand;
+use crate::config::Purpose;
 use crate::error::{Error, Result};
 use crate::store::{self, VaultAdmin};
 
@@ -128,7 +129,7 @@ fn say(line: &str) {
 /// The vault of a `storage: glacier` config, for the commands that
 /// administer the vault itself (Vault Lock, catalog rebuild).
 pub async fn open_vault(config: &Path) -> Result<Arc<dyn VaultAdmin>> {
-    let config = load_config(config)?;
+    let config = load_config(config, Purpose::Other)?;
     store::open_vault(&store_settings(&config))
         .await?
         .ok_or_else(|| Error::config("this command needs a vault: set storage: glacier and vault in the plugin config"))

@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::size::MIB;
 
 pub mod options;
+pub use options::{Purpose, Uses};
 mod redact;
 mod sse;
 pub mod values;
@@ -36,6 +37,9 @@ use values::{Values, endpoint_url, parse_tags};
 /// S3's smallest allowed part (except the last) and largest allowed part.
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
+/// The smallest ranged GET of a restore (smaller ones are clamped: each
+/// request costs a round trip).
+pub const MIN_RANGE_SIZE: u64 = 64 * 1024;
 /// More parallel requests than this per process only adds contention.
 pub const MAX_CONCURRENCY: usize = 64;
 /// The most problems one error lists.
@@ -112,6 +116,8 @@ pub struct Config {
     pub vault: Option<Vault>,
     /// The option values that must never appear in logs, errors or uploads.
     pub secrets: Secrets,
+    /// Values adjusted to what S3 allows (the log says so).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -177,20 +183,33 @@ impl fmt::Debug for Secrets {
 }
 
 impl Config {
-    /// Reads and validates the config file at `path`.
-    pub fn load(path: &Path) -> Result<Config, Error> {
+    /// Reads and validates the config file at `path` for a command that
+    /// uses the options `uses` says.
+    pub fn load(path: &Path, purpose: Purpose) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(format!("cannot read config file {}: {e}", path.display())))?;
-        Config::parse(&text).map_err(|e| e.context(&format!("config file {}", path.display())))
+        Config::parse_for(&text, purpose).map_err(|e| e.context(&format!("config file {}", path.display())))
     }
 
     /// Parses and validates config text; all problems are reported at once.
     pub fn parse(text: &str) -> Result<Config, Error> {
-        let (executable_path, map, mut problems) = read_file(text)?;
+        Config::parse_for(text, Purpose::Check)
+    }
+
+    /// [`Config::parse`] for a command of `purpose`: problems of the options
+    /// it does not use do not count.
+    pub fn parse_for(text: &str, purpose: Purpose) -> Result<Config, Error> {
+        let (executable_path, map, problems) = read_file(text)?;
         let mut values = Values::new(map);
-        values.problems.append(&mut problems);
-        let config = Config::from_values(executable_path, &mut values);
-        let mut problems = values.problems;
+        values.problems.extend(problems.into_iter().map(|p| (None, p)));
+        let mut config = Config::from_values(executable_path, &mut values);
+        config.warnings = std::mem::take(&mut values.warnings);
+        let mut problems: Vec<String> = values
+            .problems
+            .into_iter()
+            .filter(|(option, _)| purpose.minds(option.and_then(options::spec).map_or(Uses::All, |s| s.uses)))
+            .map(|(_, text)| text)
+            .collect();
         if problems.is_empty() {
             return Ok(config);
         }
@@ -206,7 +225,7 @@ impl Config {
     fn from_values(executable_path: String, v: &mut Values) -> Config {
         let unknown: Vec<String> =
             v.keys().filter(|k| options::spec(k).is_none()).map(|k| format!("unknown option {k}")).collect();
-        v.problems.extend(unknown);
+        v.problems.extend(unknown.into_iter().map(|p| (None, p)));
 
         let bucket = v.given("bucket").unwrap_or_default().to_string();
         if bucket.is_empty() {
@@ -245,25 +264,43 @@ impl Config {
         };
         let keys = static_keys(v);
 
-        let part =
-            |v: &mut Values, key| v.size(key, MIN_PART_SIZE..=MAX_PART_SIZE, "between 5MB and 5GB").unwrap_or_default();
-        let count = |v: &mut Values, key| {
-            v.count(key, 1..=MAX_CONCURRENCY, &format!("a whole number from 1 to {MAX_CONCURRENCY}"))
-                .unwrap_or_default()
-        };
+        // As the Go plugin: 0 means the default; what S3 forbids is clamped
+        // with a warning rather than refused.
+        let default_size =
+            |key| options::default_value(key).and_then(|t| crate::size::parse_size(t).ok()).unwrap_or(8 << 20);
+        let default_count = |key| options::default_value(key).and_then(|t| t.parse().ok()).unwrap_or(6);
         let backup = Transfer {
-            part_size: part(v, "backup_multipart_chunksize"),
-            concurrency: count(v, "backup_max_concurrent_requests"),
+            part_size: v.lenient_size(
+                "backup_multipart_chunksize",
+                MIN_PART_SIZE,
+                MAX_PART_SIZE,
+                default_size("backup_multipart_chunksize"),
+            ),
+            concurrency: v.lenient_count(
+                "backup_max_concurrent_requests",
+                MAX_CONCURRENCY,
+                default_count("backup_max_concurrent_requests"),
+            ),
         };
+        // Ranged GETs have no S3 minimum; tiny ones only cost requests.
         let restore = Transfer {
-            part_size: part(v, "restore_multipart_chunksize"),
-            concurrency: count(v, "restore_max_concurrent_requests"),
+            part_size: v.lenient_size(
+                "restore_multipart_chunksize",
+                MIN_RANGE_SIZE,
+                MAX_PART_SIZE,
+                default_size("restore_multipart_chunksize"),
+            ),
+            concurrency: v.lenient_count(
+                "restore_max_concurrent_requests",
+                MAX_CONCURRENCY,
+                default_count("restore_max_concurrent_requests"),
+            ),
         };
 
-        let remove_duplicate_bucket = v.boolean("remove_duplicate_bucket").unwrap_or_default();
-        if remove_duplicate_bucket && endpoint.is_none() {
-            v.problem("remove_duplicate_bucket needs an endpoint");
-        }
+        // As the Go plugin (archive 69583e2): accepted with or without an
+        // endpoint. Without one, AWS addresses the bucket by host name, so
+        // the bucket is already out of the path: nothing to remove.
+        let remove_duplicate_bucket = v.boolean("remove_duplicate_bucket").unwrap_or_default() && endpoint.is_some();
         let force_path_style = match v.boolean("force_path_style") {
             Some(false) if remove_duplicate_bucket => {
                 v.problem(
@@ -302,7 +339,7 @@ impl Config {
             None => Vec::new(),
             Some(Ok(tags)) => tags,
             Some(Err(why)) => {
-                v.problem(format!("object_tags: {why}"));
+                v.problem_with("object_tags", format!("object_tags: {why}"));
                 Vec::new()
             }
         };
@@ -352,6 +389,7 @@ impl Config {
             thaw,
             vault,
             secrets: Secrets(secrets),
+            warnings: Vec::new(),
         }
     }
 }
@@ -501,7 +539,7 @@ fn thaw(v: &mut Values) -> Thaw {
     let tier = match v.given("restore_tier").or(options::default_value("restore_tier")) {
         None => RestoreTier::Standard,
         Some(t) => RestoreTier::parse(t).unwrap_or_else(|| {
-            v.problem("restore_tier must be Expedited, Standard or Bulk");
+            v.problem_with("restore_tier", "restore_tier must be Expedited, Standard or Bulk");
             RestoreTier::Standard
         }),
     };

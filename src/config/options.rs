@@ -19,6 +19,42 @@ pub enum Group {
     Injected,
 }
 
+/// Which commands use an option: a problem with an option a command does
+/// not use does not stop that command (a bad backup option never blocks a
+/// restore), as with the Go plugin, which reads each value only when it
+/// needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uses {
+    /// Every command that talks to the storage.
+    All,
+    /// Only commands that write (backups, setup for a backup).
+    Backup,
+    /// Only commands that read back (restores, thaw, setup for a restore).
+    Restore,
+}
+
+/// What a command is for, which decides the options whose problems stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A backup: every option but the restore-only ones.
+    Backup,
+    /// A restore (or a thaw): every option but the backup-only ones.
+    Restore,
+    /// `check`: every option.
+    Check,
+    /// Listings, deletes, cleanups, administration: the options of both.
+    Other,
+}
+
+impl Purpose {
+    /// Whether a problem with an option that `uses` stops this command.
+    pub fn minds(self, uses: Uses) -> bool {
+        matches!((self, uses), (_, Uses::All) | (Purpose::Check, _))
+            || (self == Purpose::Backup && uses == Uses::Backup)
+            || (self == Purpose::Restore && uses == Uses::Restore)
+    }
+}
+
 /// What an absent option means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Default {
@@ -32,6 +68,7 @@ pub enum Default {
 pub struct Spec {
     pub name: &'static str,
     pub group: Group,
+    pub uses: Uses,
     /// Never echoed: redacted in logs, errors and the uploaded config copy.
     pub secret: bool,
     pub default: Default,
@@ -44,6 +81,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "bucket",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("required"),
         doc: "Bucket name; the bucket must exist.",
@@ -51,6 +89,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "folder",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("required"),
         doc: "Prefix inside the bucket. Leading, trailing and doubled slashes are ignored (`/prod//gp/` is `prod/gp`) for uploads, listings and deletes alike.",
@@ -58,6 +97,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "region",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("`us-east-1` with an `endpoint`"),
         doc: "AWS region; also used to sign requests to S3-compatible servers. One of `region` and `endpoint` is required.",
@@ -65,6 +105,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "endpoint",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("AWS"),
         doc: "URL or host of an S3-compatible server. Without a scheme, `https://` or `http://` per `encryption`. Requests to it are path-style (`/bucket/key`) unless `force_path_style: false`, as with the Go plugin.",
@@ -72,6 +113,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "force_path_style",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("`true` with an `endpoint`, `false` on AWS"),
         doc: "`true`: `<endpoint>/<bucket>/<key>`; `false`: virtual-host, `<bucket>.<endpoint host>/<key>`. For an endpoint whose host already names the bucket, give the endpoint without the bucket and `false` (the Go plugin's `remove_duplicate_bucket` is still accepted).",
@@ -79,14 +121,23 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "aws_access_key_id",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("–"),
         doc: "Static credentials; both or neither. When given, no other source is consulted (no instance-metadata probing). When absent, the standard AWS chain: `AWS_*` environment variables, `~/.aws` profiles (`AWS_PROFILE`), web identity, ECS and EC2 instance roles.",
     },
-    Spec { name: "aws_secret_access_key", group: Group::Plugin, secret: true, default: Default::Text("–"), doc: "" },
+    Spec {
+        name: "aws_secret_access_key",
+        group: Group::Plugin,
+        uses: Uses::All,
+        secret: true,
+        default: Default::Text("–"),
+        doc: "",
+    },
     Spec {
         name: "aws_session_token",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: true,
         default: Default::Text("–"),
         doc: "Session token for temporary credentials (needs both keys).",
@@ -94,6 +145,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "encryption",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("on"),
         doc: "`on` or `off`: TLS to the endpoint (as in the Go plugin, this is not server-side encryption).",
@@ -101,6 +153,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "http_proxy",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("environment"),
         doc: "Proxy URL (`http://user:pass@host:port`) for all requests. Without it, `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` apply.",
@@ -108,6 +161,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "no_proxy",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("environment"),
         doc: "Comma-separated hosts, domains (`.internal`) or networks reached without the proxy; added to `NO_PROXY`, and applied to the environment's proxy when `http_proxy` is not set.",
@@ -115,6 +169,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "ca_cert_file",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("–"),
         doc: "PEM file of extra trusted root certificates (a private CA, e.g. MinIO with its own certificates), trusted besides the system's. Needs TLS.",
@@ -122,14 +177,23 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "connect_timeout",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("10s"),
         doc: "Longest wait for a connection, and for the first byte of a response, before the attempt is retried (`retry_max_attempts`). Durations: `30s`, `5m`, `1h30m`, `2d`, `500ms`; a plain number is seconds.",
     },
-    Spec { name: "read_timeout", group: Group::Plugin, secret: false, default: Default::Value("5m"), doc: "" },
+    Spec {
+        name: "read_timeout",
+        group: Group::Plugin,
+        uses: Uses::All,
+        secret: false,
+        default: Default::Value("5m"),
+        doc: "",
+    },
     Spec {
         name: "storage_class",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Text("bucket default"),
         doc: "Storage class of table data, the objects `backup_data` writes: `STANDARD`, `STANDARD_IA`, `ONEZONE_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`, `GLACIER` (Flexible Retrieval), `DEEP_ARCHIVE`, `REDUCED_REDUNDANCY`, `EXPRESS_ONEZONE`, `OUTPOSTS`, `SNOW` (case-insensitive). `GLACIER` and `DEEP_ARCHIVE` are archived: see [Cold storage](#cold-storage-and-thaw). Servers that refuse a class (InvalidStorageClass) fail at `setup_plugin_for_backup` with a message naming the option and the server.",
@@ -137,6 +201,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "metadata_storage_class",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Text("bucket default"),
         doc: "Storage class of everything else (metadata, TOCs, config, report, the integrity manifests): instant-access classes only, because gprestore and `gpbackup --incremental` read these files at once.",
@@ -144,6 +209,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "server_side_encryption",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Text("bucket default"),
         doc: "`AES256` (SSE-S3), `aws:kms` (SSE-KMS) or `aws:kms:dsse` (dual-layer), on every object written.",
@@ -151,6 +217,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "sse_kms_key_id",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Text("AWS managed key"),
         doc: "KMS key id, ARN or alias for `aws:kms`.",
@@ -158,6 +225,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "sse_bucket_key",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Text("bucket setting"),
         doc: "`true`/`false`: S3 Bucket Key for `aws:kms` (far fewer KMS requests).",
@@ -165,6 +233,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "sse_customer_key_file",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("–"),
         doc: "SSE-C: file holding the 256-bit key (32 raw bytes, or their base64); never on the command line. The key (with its MD5) is sent with every upload, part, completion, ranged download and lookup, and is redacted from logs and errors. Excludes `server_side_encryption`. Losing the key loses the backups.",
@@ -172,6 +241,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "object_tags",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Text("–"),
         doc: "Tags on every object written, `k1=v1&k2=v2` (at most 10; letters, digits, spaces and `_ . : / = + - @`), e.g. for lifecycle rules.",
@@ -179,6 +249,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "restore_tier",
         group: Group::Plugin,
+        uses: Uses::Restore,
         secret: false,
         default: Default::Value("Standard"),
         doc: "`thaw`'s restore tier: `Expedited` (minutes, GLACIER only), `Standard` (hours), `Bulk` (cheapest, up to 48 h for Deep Archive).",
@@ -186,6 +257,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "restore_days",
         group: Group::Plugin,
+        uses: Uses::Restore,
         secret: false,
         default: Default::Value("7"),
         doc: "Days a restored copy stays readable (1–3650).",
@@ -193,6 +265,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "restore_auto",
         group: Group::Plugin,
+        uses: Uses::Restore,
         secret: false,
         default: Default::Value("false"),
         doc: "`true`: `setup_plugin_for_restore` requests the restores of an archived backup itself.",
@@ -200,6 +273,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "restore_wait_timeout",
         group: Group::Plugin,
+        uses: Uses::Restore,
         secret: false,
         default: Default::Value("0"),
         doc: "How long `setup_plugin_for_restore` waits for restores under way before failing (`0`: fail at once, naming `thaw`).",
@@ -207,6 +281,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "storage",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("s3"),
         doc: "`glacier`: table data goes to a Glacier vault, everything else stays in the bucket; see [Glacier vaults](#glacier-vaults). The options below apply only then.",
@@ -214,6 +289,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "vault",
         group: Group::Vault,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("required with `storage: glacier`"),
         doc: "Vault name (1–255 of `a-z A-Z 0-9 _ - .`); `setup_plugin_for_backup` creates it when missing.",
@@ -221,6 +297,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "account_id",
         group: Group::Vault,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("-"),
         doc: "The vault's account: `-` (the signing account) or 12 digits without dashes.",
@@ -228,6 +305,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "glacier_endpoint",
         group: Group::Vault,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("AWS Glacier in `region`"),
         doc: "URL or host of the Glacier service (an emulator, a VPC endpoint); without a scheme, per `encryption`.",
@@ -235,6 +313,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "vault_part_size",
         group: Group::Vault,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Value("16MB"),
         doc: "Part size of multipart archives: 1MB times a power of two, up to 4096MB. Archives have at most 10,000 parts (16MB: 156 GiB per data file); a stream that fits in one part is one UploadArchive.",
@@ -242,6 +321,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "on_retention_locked",
         group: Group::Vault,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("fail"),
         doc: "When the vault's lock policy refuses to delete a young archive: `fail` (delete nothing more, exit 1) or `defer` (delete the rest, keep the archive for `purge`).",
@@ -249,41 +329,47 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "backup_multipart_chunksize",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Value("8MB"),
-        doc: "First upload part size, 5MB–5GB. Parts double every 900 parts, so any start reaches 5 TiB within S3's 10,000 parts.",
+        doc: "First upload part size, 5MB–5GB (0: the default; outside the range: clamped, with a warning). Parts double every 900 parts, so any start reaches 5 TiB within S3's 10,000 parts.",
     },
     Spec {
         name: "backup_max_concurrent_requests",
         group: Group::Plugin,
+        uses: Uses::Backup,
         secret: false,
         default: Default::Value("6"),
-        doc: "Upload parts in flight per process (1–64).",
+        doc: "Upload parts in flight per process (1–64; 0: the default; more: 64, with a warning).",
     },
     Spec {
         name: "restore_multipart_chunksize",
         group: Group::Plugin,
+        uses: Uses::Restore,
         secret: false,
         default: Default::Value("8MB"),
-        doc: "Size of each ranged download request, 5MB–5GB.",
+        doc: "Size of each ranged download request, 64KB–5GB (0: the default; outside: clamped, with a warning).",
     },
     Spec {
         name: "restore_max_concurrent_requests",
         group: Group::Plugin,
+        uses: Uses::Restore,
         secret: false,
         default: Default::Value("6"),
-        doc: "Ranged downloads in flight per process (1–64).",
+        doc: "Ranged downloads in flight per process (1–64; 0: the default; more: 64, with a warning).",
     },
     Spec {
         name: "remove_duplicate_bucket",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("false"),
-        doc: "The Go plugin's option, still accepted: `true` when the endpoint's host already selects the bucket: requests go to `<endpoint>/<key>`. Prefer `force_path_style: false`.",
+        doc: "The Go plugin's option (its archive repository, 2024; release 1.10.1 did the same for every endpoint that is not a bare IP address, and a later commit reverted it): `true` when the endpoint's host already selects the bucket: requests go to `<endpoint>/<key>`. Without an endpoint it changes nothing (AWS names the bucket in the host). Prefer `force_path_style: false`.",
     },
     Spec {
         name: "retry_max_attempts",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("10"),
         doc: "Attempts per request (1–100), the first included, for throttling (503 SlowDown, 429), other 5xx, refused or reset connections, timeouts and responses cut short.",
@@ -291,6 +377,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "retry_time_budget",
         group: Group::Plugin,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("10m"),
         doc: "No retry of a request starts later than this after its first attempt (`90s`, `5m`, `1h`; bare numbers are seconds): every request of a stream of any length has its retries, and a dead service fails a call in bounded time.",
@@ -298,6 +385,7 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "restore_subset",
         group: Group::Injected,
+        uses: Uses::All,
         secret: false,
         default: Default::Value("off"),
         doc: "Read by gprestore: `on` makes filtered restores of uncompressed single-data-file backups call `restore_data_subset`.",
@@ -305,23 +393,51 @@ pub static OPTIONS: &[Spec] = &[
     Spec {
         name: "pgport",
         group: Group::Injected,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("–"),
         doc: "Injected by gpbackup/gprestore; accepted and ignored.",
     },
     Spec {
-        name: "backup_plugin_version", group: Group::Injected, secret: false, default: Default::Text("–"), doc: ""
-    },
-    Spec { name: "password_encryption", group: Group::Injected, secret: false, default: Default::Text("–"), doc: "" },
-    Spec { name: "replication", group: Group::Injected, secret: false, default: Default::Text("–"), doc: "" },
-    Spec {
-        name: "remote_password_encryption",
+        name: "backup_plugin_version",
         group: Group::Injected,
+        uses: Uses::All,
         secret: false,
         default: Default::Text("–"),
         doc: "",
     },
-    Spec { name: "gpbackup_s3_plugin", group: Group::Injected, secret: true, default: Default::Text("–"), doc: "" },
+    Spec {
+        name: "password_encryption",
+        group: Group::Injected,
+        uses: Uses::All,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "",
+    },
+    Spec {
+        name: "replication",
+        group: Group::Injected,
+        uses: Uses::All,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "",
+    },
+    Spec {
+        name: "remote_password_encryption",
+        group: Group::Injected,
+        uses: Uses::All,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "",
+    },
+    Spec {
+        name: "gpbackup_s3_plugin",
+        group: Group::Injected,
+        uses: Uses::All,
+        secret: true,
+        default: Default::Text("–"),
+        doc: "",
+    },
 ];
 
 /// The spec of `name`, if it is an option at all.

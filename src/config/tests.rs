@@ -1,5 +1,6 @@
 //! Tests of the config file: every option, default and problem message.
 
+use super::options::Purpose;
 use super::values::{parse_duration, parse_tags};
 use super::*;
 use crate::error::Kind;
@@ -88,7 +89,7 @@ fn folder_is_normalised() {
 
 #[test]
 fn all_problems_reported_together() {
-    let text = "executablepath: /x\noptions:\n  encryption: maybe\n  aws_access_key_id: k\n  bucket_name: b\n  backup_multipart_chunksize: 1MB\n  restore_max_concurrent_requests: 0\n";
+    let text = "executablepath: /x\noptions:\n  encryption: maybe\n  aws_access_key_id: k\n  bucket_name: b\n  backup_multipart_chunksize: 1XB\n  restore_max_concurrent_requests: -1\n";
     let m = err(text);
     for needle in [
         "unknown option bucket_name",
@@ -97,7 +98,7 @@ fn all_problems_reported_together() {
         "encryption must be on or off",
         "aws_secret_access_key is required",
         "region or endpoint is required",
-        "backup_multipart_chunksize is 1048576 bytes",
+        "backup_multipart_chunksize: unrecognised size unit",
         "restore_max_concurrent_requests must be a whole number",
     ] {
         assert!(m.contains(needle), "missing {needle:?} in {m}");
@@ -128,8 +129,40 @@ fn part_size_limits() {
     assert_eq!(Config::parse(&with("5MB")).unwrap().restore.part_size, 5 * MIB);
     assert_eq!(Config::parse(&with("5GB")).unwrap().restore.part_size, 5 * 1024 * MIB);
     assert!(err(&with("5GB1")).contains("restore_multipart_chunksize"));
-    assert!(err(&with("6GB")).contains("between 5MB and 5GB"));
-    assert!(err(&with("4MB")).contains("between 5MB and 5GB"));
+    // As the Go plugin: ranged GETs may be small; 0 is the default.
+    assert_eq!(Config::parse(&with("1MB")).unwrap().restore.part_size, MIB);
+    assert_eq!(Config::parse(&with("0")).unwrap().restore.part_size, 8 * MIB);
+}
+
+/// What S3 forbids is clamped with a warning, not refused; 0 means the
+/// default; sizes take every unit up to EB.
+#[test]
+fn out_of_range_values_are_clamped_with_a_warning() {
+    let with = |k: &str, v: &str| MINIMAL.to_string() + &format!("  {k}: {v}\n");
+    let c = Config::parse(&with("backup_multipart_chunksize", "6GB")).unwrap();
+    assert_eq!(c.backup.part_size, MAX_PART_SIZE);
+    assert!(c.warnings.iter().any(|w| w.contains("backup_multipart_chunksize")), "{:?}", c.warnings);
+    let c = Config::parse(&with("backup_multipart_chunksize", "1MB")).unwrap();
+    assert_eq!(c.backup.part_size, MIN_PART_SIZE);
+    let c = Config::parse(&with("backup_max_concurrent_requests", "500")).unwrap();
+    assert_eq!(c.backup.concurrency, MAX_CONCURRENCY);
+    assert!(!c.warnings.is_empty());
+    assert_eq!(Config::parse(&with("restore_max_concurrent_requests", "0")).unwrap().restore.concurrency, 6);
+    let c = Config::parse(&with("backup_multipart_chunksize", "1EB")).unwrap();
+    assert_eq!(c.backup.part_size, MAX_PART_SIZE);
+}
+
+/// A bad option a command does not use never stops it.
+#[test]
+fn problems_of_unused_options_do_not_stop_a_command() {
+    let text = format!("{MINIMAL}  backup_multipart_chunksize: huge\n  restore_tier: Fastest\n");
+    let restore = Config::parse_for(&text, Purpose::Restore).unwrap_err().to_string();
+    assert!(restore.contains("restore_tier") && !restore.contains("backup_multipart_chunksize"), "{restore}");
+    let backup = Config::parse_for(&text, Purpose::Backup).unwrap_err().to_string();
+    assert!(backup.contains("backup_multipart_chunksize") && !backup.contains("restore_tier"), "{backup}");
+    let text = format!("{MINIMAL}  backup_multipart_chunksize: huge\n");
+    assert!(Config::parse_for(&text, Purpose::Restore).is_ok());
+    assert!(Config::parse_for(&text, Purpose::Check).is_err());
 }
 
 #[test]
@@ -346,6 +379,10 @@ fn addressing_tls_and_proxy() {
     assert!(!Config::parse(&with("  force_path_style: false\n")).unwrap().force_path_style);
     assert!(Config::parse(&with("  remove_duplicate_bucket: true\n")).unwrap().remove_duplicate_bucket);
     assert!(err(&with("  remove_duplicate_bucket: true\n  force_path_style: false\n")).contains("contradicts"));
+    // As the Go plugin: accepted without an endpoint, where AWS's
+    // virtual-host addressing already keeps the bucket out of the path.
+    let aws = Config::parse(&format!("{MINIMAL}  remove_duplicate_bucket: true\n")).unwrap();
+    assert!(!aws.remove_duplicate_bucket && !aws.force_path_style);
     assert!(err(&with("  force_path_style: maybe\n")).contains("force_path_style must be true or false"));
 
     let dir = tempfile::tempdir().unwrap();

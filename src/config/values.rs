@@ -10,19 +10,28 @@ use std::time::Duration;
 use super::options;
 use crate::size::parse_size;
 
-/// The options of one file and the problems found so far.
+/// The options of one file, the problems found so far (with the option
+/// each is about, when it is about one), and warnings (values adjusted).
 pub struct Values {
     map: BTreeMap<String, String>,
-    pub problems: Vec<String>,
+    pub problems: Vec<(Option<&'static str>, String)>,
+    pub warnings: Vec<String>,
 }
 
 impl Values {
     pub fn new(map: BTreeMap<String, String>) -> Values {
-        Values { map, problems: Vec::new() }
+        Values { map, problems: Vec::new(), warnings: Vec::new() }
     }
 
     pub fn problem(&mut self, text: impl Into<String>) {
-        self.problems.push(text.into());
+        self.problems.push((None, text.into()));
+    }
+
+    /// A problem with option `key` alone (a command that does not use the
+    /// option is not stopped by it).
+    pub fn problem_with(&mut self, key: &str, text: impl Into<String>) {
+        let key = super::options::spec(key).map(|s| s.name);
+        self.problems.push((key, text.into()));
     }
 
     /// The trimmed value the file gives, if any (empty counts as absent).
@@ -50,7 +59,7 @@ impl Values {
             "true" => Some(true),
             "false" => Some(false),
             _ => {
-                self.problem(format!("{key} must be true or false"));
+                self.problem_with(key, format!("{key} must be true or false"));
                 None
             }
         }
@@ -74,12 +83,50 @@ impl Values {
         match parse_size(&text) {
             Ok(n) if range.contains(&n) => Some(n),
             Ok(n) => {
-                self.problem(format!("{key} is {n} bytes; it must be {what}"));
+                self.problem_with(key, format!("{key} is {n} bytes; it must be {what}"));
                 None
             }
             Err(why) => {
-                self.problem(format!("{key}: {why}"));
+                self.problem_with(key, format!("{key}: {why}"));
                 None
+            }
+        }
+    }
+
+    /// A byte size as the Go plugin takes it: `0` means `default`, and a
+    /// value outside `min..=max` is clamped into it with a warning (S3
+    /// forbids it; refusing the whole file would stop every command).
+    pub fn lenient_size(&mut self, key: &str, min: u64, max: u64, default: u64) -> u64 {
+        let Some(text) = self.value(key).map(str::to_string) else { return default };
+        match parse_size(&text) {
+            Ok(0) => default,
+            Ok(n) if n < min || n > max => {
+                let clamped = n.clamp(min, max);
+                self.warnings.push(format!("{key} of {n} bytes is outside {min}..={max}: {clamped} bytes are used"));
+                clamped
+            }
+            Ok(n) => n,
+            Err(why) => {
+                self.problem_with(key, format!("{key}: {why}"));
+                default
+            }
+        }
+    }
+
+    /// A count as the Go plugin takes it: `0` means `default`, more than
+    /// `max` is clamped with a warning.
+    pub fn lenient_count(&mut self, key: &str, max: usize, default: usize) -> usize {
+        let Some(text) = self.value(key).map(str::to_string) else { return default };
+        match text.parse::<usize>() {
+            Ok(0) => default,
+            Ok(n) if n > max => {
+                self.warnings.push(format!("{key} of {n} is more than {max}: {max} are used"));
+                max
+            }
+            Ok(n) => n,
+            Err(_) => {
+                self.problem_with(key, format!("{key} must be a whole number from 0 (the default) to {max} or more"));
+                default
             }
         }
     }
@@ -93,7 +140,7 @@ impl Values {
         match text.parse::<T>() {
             Ok(n) if range.contains(&n) => Some(n),
             _ => {
-                self.problem(format!("{key} must be {what}"));
+                self.problem_with(key, format!("{key} must be {what}"));
                 None
             }
         }
@@ -104,16 +151,16 @@ impl Values {
         let text = self.value(key)?.to_string();
         match parse_duration(&text) {
             Ok(d) if d.is_zero() && !allow_zero => {
-                self.problem(format!("{key} must be longer than zero"));
+                self.problem_with(key, format!("{key} must be longer than zero"));
                 None
             }
             Ok(d) if d > MAX_DURATION => {
-                self.problem(format!("{key} must be at most 30 days"));
+                self.problem_with(key, format!("{key} must be at most 30 days"));
                 None
             }
             Ok(d) => Some(d),
             Err(why) => {
-                self.problem(format!("{key}: {why}"));
+                self.problem_with(key, format!("{key}: {why}"));
                 None
             }
         }
@@ -125,7 +172,10 @@ impl Values {
         if STORAGE_CLASSES.contains(&value.as_str()) {
             Some(value)
         } else {
-            self.problem(format!("{key} {value} is not a storage class (one of {})", STORAGE_CLASSES.join(", ")));
+            self.problem_with(
+                key,
+                format!("{key} {value} is not a storage class (one of {})", STORAGE_CLASSES.join(", ")),
+            );
             None
         }
     }

@@ -13,7 +13,7 @@ use crate::support::*;
 /// Opens the store a cluster's config selects and runs the suite in a
 /// folder of its own.
 fn conforms(cluster: &Cluster) {
-    let config = Config::load(&cluster.config).unwrap();
+    let config = Config::load(&cluster.config, gpbackup_s3_plugin::config::Purpose::Check).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let store = store::open(&store_settings(&config)).await.unwrap();

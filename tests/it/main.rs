@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod cold_storage;
+mod compat;
 mod conformance;
 mod faults;
 mod glacier_integrity;

@@ -27,6 +27,9 @@ pub struct Faults {
     /// vault lock policy's Deny produces) without forwarding.
     pub deny: f64,
     pub stall_for: Duration,
+    /// Answer S3's `403 AccessDenied` without forwarding (a policy that
+    /// does not grant the operation).
+    pub deny_s3: f64,
     /// Answer `200 OK` with a load balancer's HTML page (no ETag) without
     /// forwarding.
     pub html: f64,
@@ -189,6 +192,16 @@ fn serve(
             write!(
                 client,
                 "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            continue;
+        }
+        if rng.chance(faults.deny_s3) {
+            stats.denials.fetch_add(1, Ordering::Relaxed);
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+            write!(
+                client,
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
                 xml.len()
             )?;
             continue;
