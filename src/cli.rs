@@ -34,7 +34,11 @@ pub enum Invocation {
 
 /// Parses argv (without turning errors into process exits).
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, Error> {
-    if args.get(1).and_then(|a| a.to_str()) == Some("--version") {
+    // Go's flag package: one or two dashes, `=true` allowed.
+    if matches!(
+        args.get(1).and_then(|a| a.to_str()),
+        Some("--version" | "-version" | "--version=true" | "-version=true")
+    ) {
         return Ok(Invocation::Version);
     }
     match Cli::try_parse_from(&args) {
@@ -130,7 +134,9 @@ mod tests {
 
     #[test]
     fn protocol_shapes_parse() {
-        assert!(matches!(parse(args(&["--version"])).unwrap(), Invocation::Version));
+        for flag in ["--version", "-version", "--version=true"] {
+            assert!(matches!(parse(args(&[flag])).unwrap(), Invocation::Version), "{flag}");
+        }
         assert!(matches!(
             parse(args(&["plugin_api_version"])).unwrap(),
             Invocation::Run(Command::PluginApiVersion { .. })

@@ -33,6 +33,17 @@ pub struct PathArgs {
     pub path: String,
 }
 
+/// The Go plugin's hidden directory commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DirectoryArgs {
+    /// Plugin config file
+    pub config: PathBuf,
+    /// Local directory (backup) or the prefix to restore into (restore)
+    pub dir: String,
+    /// Files at once (the `_parallel` forms; default 5)
+    pub count: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the plugin API version this plugin implements
@@ -53,6 +64,16 @@ pub enum Command {
     /// Tidy up after a restore
     #[command(name = "cleanup_plugin_for_restore")]
     CleanupPluginForRestore(HookArgs),
+    /// The Go plugin's hidden commands: a local directory's files, each
+    /// under its own path
+    #[command(name = "backup_directory", hide = true)]
+    BackupDirectory(DirectoryArgs),
+    #[command(name = "backup_directory_parallel", hide = true)]
+    BackupDirectoryParallel(DirectoryArgs),
+    #[command(name = "restore_directory", hide = true)]
+    RestoreDirectory(DirectoryArgs),
+    #[command(name = "restore_directory_parallel", hide = true)]
+    RestoreDirectoryParallel(DirectoryArgs),
     /// Upload a local file (the local copy is kept)
     #[command(name = "backup_file")]
     BackupFile(PathArgs),

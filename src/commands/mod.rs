@@ -15,6 +15,7 @@ mod cleanup;
 mod context;
 mod delete_backup;
 mod delete_directory;
+mod directory;
 mod hooks;
 mod interrupt;
 mod list_directory;
@@ -61,6 +62,10 @@ async fn run_async(command: Command) -> Result<()> {
         Command::CleanupPluginForBackup(args) => hooks::cleanup_after_backup(&args).await,
         Command::CleanupPluginForRestore(args) => hooks::cleanup_after_restore(&args),
         Command::Cleanup { config, timestamp } => cleanup::run(&config, &timestamp).await,
+        Command::BackupDirectory(a) => directory::backup(&a.config, &a.dir, false, a.count.as_deref()).await,
+        Command::BackupDirectoryParallel(a) => directory::backup(&a.config, &a.dir, true, a.count.as_deref()).await,
+        Command::RestoreDirectory(a) => directory::restore(&a.config, &a.dir, false, a.count.as_deref()).await,
+        Command::RestoreDirectoryParallel(a) => directory::restore(&a.config, &a.dir, true, a.count.as_deref()).await,
         Command::BackupFile(args) => backup_file::run(&args.config, &args.path).await,
         Command::RestoreFile(args) => restore_file::run(&args.config, &args.path).await,
         Command::BackupData(args) => backup_data::run(&args.config, &args.path).await,

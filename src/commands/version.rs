@@ -15,8 +15,23 @@ pub fn plugin_api_version() -> Result<()> {
 /// `gpbackup_s3_plugin version 0.1.0`: gpbackup stores the third token with
 /// each backup and requires exactly three tokens when password encryption
 /// is on, so the version is never empty and never contains a space.
+/// The first token is the executable's own file name, as the Go plugin's
+/// command-line library prints it: a renamed copy reports its name.
 pub fn version() -> Result<()> {
-    print_line(&format!("{} version {}", crate::PLUGIN_NAME, env!("CARGO_PKG_VERSION")))
+    print_line(&format!("{} version {}", program_name(), env!("CARGO_PKG_VERSION")))
+}
+
+/// The file name this process was started as (the plugin's name when
+/// argv[0] is missing or empty).
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| crate::PLUGIN_NAME.to_string())
 }
 
 fn print_line(line: &str) -> Result<()> {

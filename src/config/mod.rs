@@ -74,6 +74,16 @@ pub struct Transfer {
     pub concurrency: usize,
 }
 
+/// Which request checksums go to the server: a CRC32C header (the
+/// default), or what the Go plugin's SDK sends, for legacy servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Checksums {
+    #[default]
+    Crc32c,
+    Md5,
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub executable_path: String,
@@ -110,6 +120,8 @@ pub struct Config {
     pub no_proxy: Option<String>,
     /// Tags set on every object the plugin writes.
     pub object_tags: Vec<(String, String)>,
+    /// Which request checksums go to the server.
+    pub checksums: Checksums,
     /// How archived objects are brought back (thaw, restore setup).
     pub thaw: Thaw,
     /// `storage: glacier`: payloads go to this Glacier vault; `None`: S3 only.
@@ -204,12 +216,14 @@ impl Config {
         values.problems.extend(problems.into_iter().map(|p| (None, p)));
         let mut config = Config::from_values(executable_path, &mut values);
         config.warnings = std::mem::take(&mut values.warnings);
-        let mut problems: Vec<String> = values
+        // A problem of an option this command does not use is a warning:
+        // it never stops the command, but the log says it.
+        let (minded, ignored): (Vec<_>, Vec<_>) = values
             .problems
             .into_iter()
-            .filter(|(option, _)| purpose.minds(option.and_then(options::spec).map_or(Uses::All, |s| s.uses)))
-            .map(|(_, text)| text)
-            .collect();
+            .partition(|(option, _)| purpose.minds(option.and_then(options::spec).map_or(Uses::All, |s| s.uses)));
+        config.warnings.extend(ignored.into_iter().map(|(_, text)| format!("{text} (not used by this command)")));
+        let mut problems: Vec<String> = minded.into_iter().map(|(_, text)| text).collect();
         if problems.is_empty() {
             return Ok(config);
         }
@@ -343,13 +357,28 @@ impl Config {
                 Vec::new()
             }
         };
+        let checksums = match v.given("checksums").unwrap_or("crc32c") {
+            "crc32c" => Checksums::Crc32c,
+            "md5" => Checksums::Md5,
+            "none" => Checksums::None,
+            _ => {
+                v.problem("checksums must be crc32c, md5 or none");
+                Checksums::Crc32c
+            }
+        };
         let thaw = thaw(v);
 
         for key in ["restore_subset", "password_encryption", "replication"] {
             v.on_off(key, "");
         }
-        let http_proxy = v.given("http_proxy").map(str::to_string);
-        if let Some(Err(why)) = http_proxy.as_deref().map(|p| values::check_url(p, &["http", "https"])) {
+        // Schemes in any case, as Go's URL parser takes them.
+        let http_proxy = v.given("http_proxy").map(values::lower_scheme);
+        if http_proxy.as_deref().is_some_and(|p| p.starts_with("socks")) {
+            v.problem(
+                "http_proxy: SOCKS proxies are not supported (the HTTP client here speaks only to http:// and \
+                 https:// proxies); use an HTTP proxy, or the Go plugin",
+            );
+        } else if let Some(Err(why)) = http_proxy.as_deref().map(|p| values::check_url(p, &["http", "https"])) {
             v.problem(format!("http_proxy {why}"));
         }
         // A proxy's password is as secret as the keys.
@@ -386,6 +415,7 @@ impl Config {
             read_timeout,
             no_proxy,
             object_tags,
+            checksums,
             thaw,
             vault,
             secrets: Secrets(secrets),

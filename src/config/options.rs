@@ -247,6 +247,14 @@ pub static OPTIONS: &[Spec] = &[
         doc: "Tags on every object written, `k1=v1&k2=v2` (at most 10; letters, digits, spaces and `_ . : / = + - @`), e.g. for lifecycle rules.",
     },
     Spec {
+        name: "checksums",
+        group: Group::Plugin,
+        uses: Uses::All,
+        secret: false,
+        default: Default::Value("crc32c"),
+        doc: "Request checksums: `crc32c` (a CRC32C header on every upload and part, unsigned payloads); `md5` or `none` for legacy S3-compatible servers that refuse the newer checksum headers: exactly what the Go plugin sends (Content-MD5 on deletes, with `md5` also on uploads and parts; signed payloads). The plugin's own integrity records apply in every mode.",
+    },
+    Spec {
         name: "restore_tier",
         group: Group::Plugin,
         uses: Uses::Restore,

@@ -161,7 +161,8 @@ fn problems_of_unused_options_do_not_stop_a_command() {
     let backup = Config::parse_for(&text, Purpose::Backup).unwrap_err().to_string();
     assert!(backup.contains("backup_multipart_chunksize") && !backup.contains("restore_tier"), "{backup}");
     let text = format!("{MINIMAL}  backup_multipart_chunksize: huge\n");
-    assert!(Config::parse_for(&text, Purpose::Restore).is_ok());
+    let restore = Config::parse_for(&text, Purpose::Restore).unwrap();
+    assert!(restore.warnings.iter().any(|w| w.contains("backup_multipart_chunksize")), "{:?}", restore.warnings);
     assert!(Config::parse_for(&text, Purpose::Check).is_err());
 }
 

@@ -203,6 +203,14 @@ impl Values {
     }
 }
 
+/// `url` with its scheme (the text before `://`) in lower case.
+pub fn lower_scheme(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+        None => url.to_string(),
+    }
+}
+
 /// Checks that `url` is a URL of one of `schemes` with a host (and a valid
 /// port); the reason when not, without the URL itself.
 pub fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {

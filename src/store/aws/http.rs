@@ -51,8 +51,9 @@ pub fn http_client(connection: &Connection, endpoint: Option<&str>) -> Result<Sh
     }))
 }
 
-/// `http_proxy` with `no_proxy`; without `http_proxy`, the environment's
-/// proxy for the endpoint's scheme, with `no_proxy` added to `NO_PROXY`.
+/// `http_proxy` with `no_proxy` (the environment's NO_PROXY ignored);
+/// without `http_proxy`, the environment's proxy for the endpoint's scheme,
+/// with `no_proxy` added to `NO_PROXY`.
 fn proxy_config(connection: &Connection, plain_http: bool) -> Result<ProxyConfig> {
     let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()));
     let (url, from_env) = match (&connection.http_proxy, &connection.no_proxy) {
@@ -81,7 +82,9 @@ fn proxy_config(connection: &Connection, plain_http: bool) -> Result<ProxyConfig
         .no_proxy
         .iter()
         .cloned()
-        .chain(if from_env || connection.no_proxy.is_none() { env(&["NO_PROXY", "no_proxy"]) } else { None })
+        // An explicit `http_proxy` carries every request, as in the Go
+        // plugin: the environment's NO_PROXY never bypasses it silently.
+        .chain(if from_env { env(&["NO_PROXY", "no_proxy"]) } else { None })
         .collect();
     Ok(if rules.is_empty() { proxy } else { proxy.no_proxy(rules.join(",")) })
 }

@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use super::S3Settings;
+use super::checksums::{Checksums, LegacyChecksums};
 use crate::error::Result;
 use crate::store::aws::{self, Credentials};
 
@@ -34,6 +35,12 @@ pub fn build(settings: &S3Settings, credentials: &Credentials) -> Result<Client>
         .credentials_provider(credentials.provider.clone());
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.endpoint_url(endpoint);
+    }
+    if settings.checksums != Checksums::Crc32c {
+        // No `x-amz-checksum-mode` on reads either: legacy servers refuse
+        // every flexible-checksum header.
+        builder =
+            builder.response_checksum_validation(ResponseChecksumValidation::WhenRequired).interceptor(LegacyChecksums);
     }
     if settings.bucket_in_endpoint {
         builder = builder.interceptor(StripBucketFromPath { bucket: settings.bucket.clone() });

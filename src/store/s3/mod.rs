@@ -21,7 +21,9 @@ use super::{
 };
 use crate::config::{Encryption, RestoreTier};
 use crate::error::Result;
+pub use checksums::Checksums;
 
+mod checksums;
 mod client;
 mod multipart;
 mod objects;
@@ -46,6 +48,8 @@ pub struct S3Settings {
     pub encryption: Encryption,
     /// Tags on every object written.
     pub tags: Vec<(String, String)>,
+    /// Which request checksums are sent (legacy servers refuse some).
+    pub checksums: Checksums,
 }
 
 pub struct S3Store {
@@ -58,6 +62,7 @@ pub struct S3Store {
     encryption: Encryption,
     /// `x-amz-tagging` value for every write.
     tagging: Option<String>,
+    checksums: Checksums,
     credentials: Credentials,
 }
 
@@ -72,6 +77,7 @@ impl S3Store {
             metadata_class: settings.metadata_class.clone(),
             encryption: settings.encryption.clone(),
             tagging: sse::tagging(&settings.tags),
+            checksums: settings.checksums,
             credentials,
         })
     }

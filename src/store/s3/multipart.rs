@@ -9,9 +9,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, StorageClass};
 use bytes::Bytes;
 
-use super::S3Store;
-use super::objects::{crc32c_header, not_s3, to_map};
+use super::checksums::RequestChecksums as _;
+use super::objects::{not_s3, to_map};
 use super::sse::{sse_c, sse_create};
+use super::{Checksums, S3Store};
 use crate::config::CustomerKey;
 use crate::error::{Error, Result};
 use crate::store::aws::{classify, http_status};
@@ -32,7 +33,7 @@ impl S3Store {
             .set_metadata(to_map(metadata))
             .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
             .set_tagging(self.tagging.clone())
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C);
+            .set_checksum_algorithm((self.checksums == Checksums::Crc32c).then_some(ChecksumAlgorithm::Crc32C));
         let out = sse_create!(request, &self.encryption)
             .send()
             .await
@@ -47,6 +48,7 @@ impl S3Store {
             key: key.to_string(),
             upload_id: upload_id.to_string(),
             customer_key: self.customer_key().cloned(),
+            checksums: self.checksums,
         }))
     }
 
@@ -109,6 +111,7 @@ struct S3Multipart {
     key: String,
     upload_id: String,
     customer_key: Option<CustomerKey>,
+    checksums: Checksums,
 }
 
 impl S3Multipart {
@@ -131,14 +134,14 @@ impl MultipartUpload for S3Multipart {
             .key(&self.key)
             .upload_id(&self.upload_id)
             .part_number(number as i32)
-            .checksum_crc32_c(crc32c_header(&data))
+            .set_checksum_crc32_c(self.checksums.crc32c(&data))
+            .set_content_md5(self.checksums.md5(&data))
             .body(ByteStream::from(data));
-        let out = sse_c!(request, self.customer_key.as_ref())
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await
-            .map_err(|e| classify(&format!("upload part {number} of"), &self.url(), e))?;
+        let mut request = sse_c!(request, self.customer_key.as_ref()).customize();
+        if self.checksums.unsigned_payload() {
+            request = request.disable_payload_signing();
+        }
+        let out = request.send().await.map_err(|e| classify(&format!("upload part {number} of"), &self.url(), e))?;
         if out.e_tag().is_none_or(str::is_empty) {
             return Err(not_s3(&self.server, &format!("upload part {number} of"), &self.url()));
         }

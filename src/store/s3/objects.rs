@@ -9,8 +9,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, ObjectIdentifier, StorageClass};
 use bytes::{Bytes, BytesMut};
 
-use super::S3Store;
+use super::checksums::RequestChecksums as _;
 use super::sse::{sse_c, sse_create};
+use super::{Checksums, S3Store};
 use crate::config::{ARCHIVED_CLASSES, CustomerKey, Encryption};
 use crate::error::{Error, Result};
 use crate::store::aws::{HttpResponse, classify, http_status};
@@ -60,14 +61,14 @@ impl S3Store {
             .set_metadata(to_map(metadata))
             .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
             .set_tagging(self.tagging.clone())
-            .checksum_crc32_c(crc32c_header(&data))
+            .set_checksum_crc32_c(self.checksums.crc32c(&data))
+            .set_content_md5(self.checksums.md5(&data))
             .body(ByteStream::from(data));
-        let out = sse_create!(request, &self.encryption)
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await
-            .map_err(|e| self.write_error("upload to", key, class, e))?;
+        let mut request = sse_create!(request, &self.encryption).customize();
+        if self.checksums.unsigned_payload() {
+            request = request.disable_payload_signing();
+        }
+        let out = request.send().await.map_err(|e| self.write_error("upload to", key, class, e))?;
         // Every S3 server answers a stored object with its ETag; a 200
         // without one came from something else (a gateway's page).
         if out.e_tag().is_none_or(str::is_empty) {
@@ -260,8 +261,9 @@ impl S3Store {
             .delete_objects()
             .bucket(&self.bucket)
             .delete(delete)
-            // DeleteObjects requires a body checksum.
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            // DeleteObjects requires a body checksum (legacy modes: the
+            // client's interceptor sends Content-MD5 instead).
+            .set_checksum_algorithm((self.checksums == Checksums::Crc32c).then_some(ChecksumAlgorithm::Crc32C))
             .send()
             .await
             .map_err(|e| classify("delete from", &self.url(&keys[0]), e))?;

@@ -53,6 +53,11 @@ pub struct Faults {
     pub only: Option<(&'static str, &'static str)>,
     /// ...and not into those whose request line contains this.
     pub skip: Option<&'static str>,
+    /// Behave as a legacy S3-compatible server: refuse (400) any
+    /// `x-amz-checksum-*` or `x-amz-sdk-checksum-algorithm` header and
+    /// unsigned payloads; require a correct Content-MD5 on DeleteObjects
+    /// (and check it wherever one is sent).
+    pub legacy: bool,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +70,10 @@ pub struct Stats {
     pub denials: AtomicU64,
     pub pages: AtomicU64,
     pub late: AtomicU64,
+    /// Requests a legacy server would have refused.
+    pub legacy_refusals: AtomicU64,
+    /// Requests that carried a correct Content-MD5.
+    pub md5_checked: AtomicU64,
 }
 
 impl Stats {
@@ -192,6 +201,20 @@ fn serve(
             write!(
                 client,
                 "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            continue;
+        }
+        if faults.legacy
+            && let Some(why) = legacy_refusal(&text, request_line, &body, stats)
+        {
+            stats.legacy_refusals.fetch_add(1, Ordering::Relaxed);
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code><Message>{why}</Message></Error>"
+            );
+            write!(
+                client,
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
                 xml.len()
             )?;
             continue;
@@ -343,4 +366,31 @@ fn foreign_keys(response: &[u8]) -> Vec<u8> {
     out.push_str("\r\n");
     out.push_str(&body);
     out.into_bytes()
+}
+
+/// Why a legacy S3-compatible server would refuse this request, if it would.
+fn legacy_refusal(head: &str, request_line: &str, body: &[u8], stats: &Stats) -> Option<String> {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    for line in head.lines().skip(1) {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let name = name.trim().to_ascii_lowercase();
+        if name.starts_with("x-amz-checksum-") || name == "x-amz-sdk-checksum-algorithm" {
+            return Some(format!("unsupported header {name}"));
+        }
+        if name == "x-amz-content-sha256" && value.contains("UNSIGNED-PAYLOAD") {
+            return Some("unsigned payloads are not supported".to_string());
+        }
+    }
+    let md5 = header(head, "content-md5");
+    if let Some(given) = &md5 {
+        let actual = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+        if given.trim() != actual {
+            return Some("the Content-MD5 you specified did not match what we received".to_string());
+        }
+        stats.md5_checked.fetch_add(1, Ordering::Relaxed);
+    } else if request_line.starts_with("POST ") && request_line.contains("?delete") {
+        return Some("Missing required header for this request: Content-MD5".to_string());
+    }
+    None
 }
