@@ -170,6 +170,16 @@ impl Row {
     }
 }
 
+impl Row {
+    /// A text column's value.
+    pub fn text(&self, column: &str) -> Option<&str> {
+        self.columns.iter().find(|(c, _)| *c == column).and_then(|(_, v)| match v {
+            Value::Text(s) => Some(s.as_str()),
+            Value::Int(_) => None,
+        })
+    }
+}
+
 /// What an export did.
 #[derive(Debug, Default)]
 pub struct Exported {

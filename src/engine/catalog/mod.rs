@@ -56,12 +56,13 @@ impl Catalog {
     /// For each incremental backup, the backups of its restore plan that are
     /// not in the bucket or not complete (a restore of it would fail).
     pub fn broken_chains(&self) -> BTreeMap<String, Vec<(String, Option<Status>)>> {
+        let status: BTreeMap<&str, Status> = self.backups.iter().map(|b| (b.timestamp(), b.status())).collect();
         let mut out = BTreeMap::new();
         for b in &self.backups {
             let gaps: Vec<(String, Option<Status>)> = b
                 .depends_on()
                 .into_iter()
-                .filter_map(|ts| match self.get(&ts).map(Backup::status) {
+                .filter_map(|ts| match status.get(ts.as_str()).copied() {
                     Some(Status::Complete) => None,
                     other => Some((ts, other)),
                 })

@@ -38,10 +38,14 @@ impl CoordinatorFile {
         (CoordinatorFile::Statistics, "statistics.sql"),
     ];
 
+    /// `config.yaml`, `report`, ...: what follows `gpbackup_<TS>_`.
+    pub fn suffix(self) -> &'static str {
+        CoordinatorFile::ALL.iter().find(|(f, _)| *f == self).map(|(_, s)| *s).unwrap_or_default()
+    }
+
     /// `gpbackup_<TS>_<suffix>`.
     pub fn name(self, ts: &str) -> String {
-        let suffix = CoordinatorFile::ALL.iter().find(|(f, _)| *f == self).map(|(_, s)| *s).unwrap_or_default();
-        format!("gpbackup_{ts}_{suffix}")
+        format!("gpbackup_{ts}_{}", self.suffix())
     }
 }
 
@@ -113,12 +117,12 @@ pub struct Found {
     pub objects: u64,
     pub bytes: u64,
     pub coordinator: BTreeSet<CoordinatorFile>,
-    /// Multi-data-file data: content -> table OIDs present, and the
-    /// extensions seen.
+    /// Multi-data-file data: content -> table OIDs present.
     pub tables: BTreeMap<i32, BTreeSet<u32>>,
     /// Single data files, by content.
     pub single: BTreeSet<i32>,
     pub segment_tocs: BTreeSet<i32>,
+    /// The data files' extensions seen (`.gz`, `.zst`, none).
     pub extensions: BTreeSet<&'static str>,
     /// Objects the listing shows in an archived storage class or a vault.
     pub cold: u64,
@@ -140,7 +144,7 @@ impl Found {
         if object.cold {
             // Systematic sampling: every stride-th cold key; when the
             // sample overflows, every other one goes and the stride doubles.
-            if self.cold % self.cold_stride == 0 {
+            if self.cold.is_multiple_of(self.cold_stride) {
                 self.cold_sample.push(object.key.clone());
                 if self.cold_sample.len() > SAMPLE {
                     let mut i = 0;
