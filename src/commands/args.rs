@@ -206,7 +206,7 @@ pub struct ExpireArgs {
     /// Also keep the newest complete backup of each of the last N months that have one
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_monthly: u32,
-    /// Never delete a backup without a config younger than this: it may still be running
+    /// Never delete an unfinished or incomplete backup younger than this: it may still be running
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h")]
     pub grace: Duration,
     /// Delete what the plan says (without it, only print the plan)

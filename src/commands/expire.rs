@@ -3,13 +3,13 @@
 //!
 //! The plan ([`crate::engine::catalog::retention`]) never deletes a backup
 //! a kept incremental needs, the newest complete backup, one a retention
-//! lock holds, or one without a config younger than `--grace` (it may still
-//! be running). Without `--yes` it only prints the plan (newest first, one
-//! line per backup with the reasons). With `--yes` it deletes newest first,
-//! each backup through `delete_backup`'s own code; one backup's failure
-//! never stops the others (but the backups it still needs are skipped), and
-//! the summary says what happened to each. Only `--yes` needs delete
-//! permission.
+//! lock holds, or an unfinished or incomplete one younger than `--grace`
+//! (it may still be running). Without `--yes` it only prints the plan
+//! (newest first, one line per backup with the reasons). With `--yes` it
+//! deletes newest first, each backup through `delete_backup`'s own code;
+//! one backup's failure never stops the others (but the backups it still
+//! needs are skipped), and the summary says what happened to each. Only
+//! `--yes` needs delete permission.
 
 use super::Context;
 use super::args::ExpireArgs;
@@ -149,7 +149,7 @@ fn keep_word(reason: &Keep, args: &ExpireArgs) -> String {
             format!("younger than --older-than {}", args.older_than.map(short_duration).unwrap_or_default())
         }
         Keep::Running => {
-            format!("no config yet, younger than --grace {}: may still be running", short_duration(args.grace))
+            format!("not complete, younger than --grace {}: may still be running", short_duration(args.grace))
         }
         Keep::Locked(until) => format!("retention lock {}", until_word(until)),
         Keep::NotADate => "its timestamp is not a date".to_string(),

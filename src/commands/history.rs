@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::Context;
-use super::output::{Report, problems};
+use super::output::{Report, count, problems};
 use crate::config::Purpose;
 use crate::engine::catalog::history::{self, Row};
 use crate::engine::catalog::{self, Reads};
@@ -50,11 +50,11 @@ pub async fn export(config: &Path, db: &Path) -> Result<()> {
         ));
     }
     out.line(&format!(
-        "history: {} rows added to {}, {} already there, {} backups without a config skipped",
-        done.added.len(),
+        "history: {} added to {}, {} already there, {} without a config skipped",
+        count(done.added.len(), "row"),
         db.display(),
         done.present.len(),
-        catalog.backups.len() - rows.len()
+        count(catalog.backups.len() - rows.len(), "backup")
     ));
     Ok(())
 }

@@ -10,8 +10,9 @@
 //!   incrementals between, of every kept incremental);
 //! - a retention lock refuses its delete (reported, not attempted: a
 //!   refusal halfway would leave half a backup);
-//! - it has no config yet and is younger than the grace period (it may
-//!   still be running);
+//! - it is unfinished or incomplete and younger than the grace period (it
+//!   may still be running: gpbackup uploads its config, then its report,
+//!   then cleans up; a failed backup has ended);
 //! - its timestamp is not a date (its age is unknown).
 //!
 //! Everything else is deleted: complete backups the rules do not keep,
@@ -73,7 +74,7 @@ pub enum Keep {
     Monthly,
     /// Younger than `--older-than`.
     Younger,
-    /// No config and younger than the grace period.
+    /// Unfinished or incomplete, and younger than the grace period.
     Running,
     Locked(Until),
     NotADate,
@@ -155,7 +156,10 @@ pub fn plan(candidates: &[Candidate], rules: &Rules, now: NaiveDateTime) -> Vec<
                 if rules.older_than.is_some_and(|limit| age < limit) {
                     why.push(Keep::Younger);
                 }
-                if c.status == Status::Unfinished && age < rules.grace {
+                // gpbackup uploads the config, then the report, then the
+                // cleanup runs: a backup without a config, or with files
+                // missing, may still be running. A failed one has ended.
+                if matches!(c.status, Status::Unfinished | Status::Incomplete) && age < rules.grace {
                     why.push(Keep::Running);
                 }
             }

@@ -277,6 +277,10 @@ fn expiry_respects_grace_locks_and_periods() {
     locked.lock = Lock::Vault { state: "Locked".into(), until: Until::At(date("20240401000000")) };
     let c = vec![
         candidate("20240310110000", Unfinished, &[]),
+        // Config uploaded, report not yet: still running too.
+        candidate("20240310100000", Incomplete, &[]),
+        // A recorded failure has ended, grace or not.
+        candidate("20240310090000", Failed, &[]),
         candidate("20240308000000", Unfinished, &[]),
         candidate("20240309000000", Failed, &[]),
         candidate("20240307000000", Incomplete, &[]),
@@ -297,6 +301,8 @@ fn expiry_respects_grace_locks_and_periods() {
     let p = plan(&c, &rules, now);
     let get = |ts: &str| p.iter().find(|p| p.timestamp == ts).unwrap();
     assert_eq!(get("20240310110000").decision, Decision::Keep(vec![Keep::Running]));
+    assert_eq!(get("20240310100000").decision, Decision::Keep(vec![Keep::Running]));
+    assert_eq!(get("20240310090000").decision, Decision::Delete(Expired::Failed));
     assert_eq!(get("20240308000000").decision, Decision::Delete(Expired::Unfinished));
     assert_eq!(get("20240309000000").decision, Decision::Delete(Expired::Failed));
     assert_eq!(get("20240307000000").decision, Decision::Delete(Expired::Incomplete));

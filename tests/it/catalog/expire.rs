@@ -36,7 +36,7 @@ fn expire_keeps_what_kept_backups_need_and_survives_a_failed_delete() {
     let root = format!("s3://{}/{}/backups/", server.bucket, c.folder);
     let expected = format!(
         "expire: 8 backups under {root}; rules: --keep-last 1, --grace 1d
-keep    {g}  -            unfinished   11.9 KiB  no config yet, younger than --grace 1d: may still be running
+keep    {g}  -            unfinished   11.9 KiB  not complete, younger than --grace 1d: may still be running
 keep    20240105000000  incremental  complete      6.9 KiB  newest complete backup; --keep-last 1
 keep    20240104000000  full         complete     12.8 KiB  the restore of 20240105000000 needs it
 delete  20240103000000  incremental  complete      7.0 KiB  no rule keeps it
