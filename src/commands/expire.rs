@@ -13,7 +13,7 @@
 
 use super::Context;
 use super::args::ExpireArgs;
-use super::output::{Report, backup_type, problems, short_duration, status_word, until_word};
+use super::output::{Report, backup_type, count, problems, short_duration, status_word, until_word};
 use crate::config::Purpose;
 use crate::engine::catalog::retention::{self, Candidate, Decision, Expired, Guard, Keep, Planned, Rules};
 use crate::engine::catalog::{self, Backup, Reads};
@@ -37,7 +37,7 @@ pub async fn run(args: &ExpireArgs) -> Result<()> {
     let plan = retention::plan(&candidates, &rules, now);
     let mut out = Report::new();
     let root = ctx.store.url(&format!("{}backups/", layout::folder_prefix(&ctx.config.folder)));
-    out.line(&format!("expire: {} backups under {root}; rules: {}", plan.len(), rules_word(args)));
+    out.line(&format!("expire: {} under {root}; rules: {}", count(plan.len(), "backup"), rules_word(args)));
     for p in &plan {
         out.line(&plan_line(p, catalog.get(&p.timestamp), args));
     }
@@ -49,8 +49,9 @@ pub async fn run(args: &ExpireArgs) -> Result<()> {
     let (objects, bytes) = size(&doomed);
     if !args.yes {
         out.line(&format!(
-            "dry run: {} backups ({objects} objects, {}) would be deleted, {} kept; run again with --yes to delete them",
-            doomed.len(),
+            "dry run: {} ({}, {}) would be deleted, {} kept; run again with --yes to delete them",
+            count(doomed.len(), "backup"),
+            count(objects as usize, "object"),
             crate::size::human(bytes),
             plan.len() - doomed.len()
         ));
@@ -73,14 +74,14 @@ pub async fn run(args: &ExpireArgs) -> Result<()> {
         match super::delete_backup::delete(&ctx, &p.timestamp).await {
             Ok(done) if done.deferred.is_empty() => {
                 deleted += 1;
-                out.line(&format!("deleted  {}: {} objects", p.timestamp, done.deleted));
+                out.line(&format!("deleted  {}: {}", p.timestamp, count(done.deleted as usize, "object")));
             }
             Ok(done) => {
                 deleted += 1;
                 out.line(&format!(
-                    "deleted  {}: {} objects; {} archives kept for `purge` (vault lock)",
+                    "deleted  {}: {}; {} archives kept for `purge` (vault lock)",
                     p.timestamp,
-                    done.deleted,
+                    count(done.deleted as usize, "object"),
                     done.deferred.len()
                 ));
             }
