@@ -10,7 +10,8 @@
 //! - `verify.rs`: shallow and deep verification, damage, archived objects;
 //! - `expire.rs`: plans on chains of full and incremental backups, failures;
 //! - `history.rs`: gpbackup's history database from the simulated cluster;
-//! - `scale.rs`: 2,000 backups in a bounded number of requests, a vault lock.
+//! - `scale.rs`: 2,000 backups in a bounded number of requests, a vault lock;
+//! - `recovery.rs`: the README's disaster recovery walk-through.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -19,6 +20,7 @@ use crate::support::*;
 
 mod expire;
 mod history;
+mod recovery;
 mod scale;
 mod verify;
 
