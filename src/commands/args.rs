@@ -166,6 +166,32 @@ pub enum Command {
     /// Glacier Vault Lock: initiate, status, complete (irreversible), abort
     #[command(name = "vault-lock", subcommand)]
     VaultLock(VaultLockCommand),
+    /// List the backups in the bucket, newest first: complete or not, full or incremental, size, storage, lock
+    #[command(name = "backups")]
+    Backups {
+        /// Plugin config file
+        config: PathBuf,
+        /// One JSON array instead of the table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove a backup restorable without restoring it (and the backups its restore plan reads)
+    #[command(name = "verify")]
+    Verify {
+        /// Plugin config file
+        config: PathBuf,
+        /// Backup timestamp YYYYMMDDHHMMSS
+        timestamp: String,
+        /// Read every object and recompute its checksums (without it: lookups only, no data read)
+        #[arg(long)]
+        deep: bool,
+    },
+    /// Delete old backups by retention rules, never one a kept backup needs (a dry run unless --yes)
+    #[command(name = "expire")]
+    Expire(ExpireArgs),
+    /// gpbackup's history database, rebuilt from the bucket
+    #[command(name = "history", subcommand)]
+    History(HistoryCommand),
     /// Write missing catalog entries again from a vault inventory (after losing the bucket)
     #[command(name = "rebuild-catalog")]
     RebuildCatalog {
@@ -177,6 +203,48 @@ pub enum Command {
         /// With --wait: give up (exit 1) after this long, e.g. 6h
         #[arg(long, value_parser = parse_duration, requires = "wait")]
         timeout: Option<Duration>,
+    },
+}
+
+/// `expire`'s rules: exactly one of --keep-last and --older-than.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("rule").required(true).args(["keep_last", "older_than"])))]
+pub struct ExpireArgs {
+    /// Plugin config file
+    pub config: PathBuf,
+    /// Keep the N newest complete backups (and what they need)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: Option<u32>,
+    /// Keep every backup younger than this, e.g. 30d or 12w (and what they need)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+    /// Also keep the newest complete backup of each of the last N days that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: u32,
+    /// Also keep the newest complete backup of each of the last N weeks that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// Also keep the newest complete backup of each of the last N months that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// Never delete an unfinished or incomplete backup younger than this: it may still be running
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h")]
+    pub grace: Duration,
+    /// Delete what the plan says (without it, only print the plan)
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Write (or add to) a gpbackup_history.db with a row per backup in the bucket
+    #[command(name = "export")]
+    Export {
+        /// Plugin config file
+        config: PathBuf,
+        /// The SQLite file, created when missing (gpbackup's: <coordinator data dir>/gpbackup_history.db)
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
     },
 }
 

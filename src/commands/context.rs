@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, Purpose};
+use crate::engine::catalog::lock::{Rule, VaultRetention};
 use crate::engine::{Identity, Transform};
 use crate::error::Result;
 use crate::store::{self, RetryPolicy, Settings, Store, aws, glacier::VaultSettings, s3::S3Settings};
@@ -49,10 +50,30 @@ impl Context {
         Ok(Context { config, store })
     }
 
+    /// The retention a vault lock policy imposes on deletes (`None`: no
+    /// vault, or a vault without a lock policy). A lock that cannot be read
+    /// (no `glacier:GetVaultLock` permission) is taken as one not
+    /// understood: every backup with archives counts as locked.
+    pub async fn vault_retention(&self) -> Option<VaultRetention> {
+        let admin = match store::open_vault(&store_settings(&self.config)).await {
+            Ok(admin) => admin?,
+            Err(e) => return Some(unknown_lock(&e)),
+        };
+        match admin.lock_status().await {
+            Ok(status) => VaultRetention::of(status.as_ref()),
+            Err(e) => Some(unknown_lock(&e)),
+        }
+    }
+
     /// The transform between gpbackup's streams and the stored bytes.
     pub fn transform(&self) -> &'static dyn Transform {
         &Identity
     }
+}
+
+fn unknown_lock(e: &crate::error::Error) -> VaultRetention {
+    log::warn!("The vault's lock could not be read, so every backup with archives counts as locked: {e}");
+    VaultRetention { state: "unknown".to_string(), rule: Rule::Unknown }
 }
 
 /// Reads and validates the config, registering its secrets for redaction

@@ -4,11 +4,12 @@
 //! gpbackup itself. The prefix ends in a slash, so a sibling backup is never
 //! touched; listing and deletion go a page (1,000 keys) at a time. Deleting
 //! a backup that is already gone succeeds, so a rerun after a failure is safe.
+//! `expire` deletes each backup through the same [`delete`].
 
 use std::path::Path;
 
 use crate::config::Purpose;
-use crate::engine::delete;
+use crate::engine::delete::{self, Deleted};
 use crate::error::{Error, Kind, Result};
 use crate::layout;
 
@@ -17,6 +18,12 @@ use super::Context;
 pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
     layout::validate_timestamp(timestamp)?;
     let ctx = Context::open(config, Purpose::Other).await?;
+    delete(&ctx, timestamp).await.map(|_| ())
+}
+
+/// Deletes backup `timestamp`: `delete_backup`, and each backup `expire`
+/// deletes.
+pub(super) async fn delete(ctx: &Context, timestamp: &str) -> Result<Deleted> {
     let prefix = layout::backup_prefix(&ctx.config.folder, timestamp)?;
     let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked()).await.map_err(|e| {
         if e.is(Kind::RetentionLocked) {
@@ -51,5 +58,5 @@ pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
             crate::PLUGIN_NAME
         );
     }
-    Ok(())
+    Ok(done)
 }

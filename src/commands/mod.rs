@@ -10,12 +10,15 @@ use args::Command;
 pub mod args;
 mod backup_data;
 mod backup_file;
+mod backups;
 mod check;
 mod cleanup;
 mod context;
 mod delete_backup;
 mod delete_directory;
 mod directory;
+mod expire;
+mod history;
 mod hooks;
 mod interrupt;
 mod list_directory;
@@ -27,6 +30,7 @@ mod restore_data_subset;
 mod restore_file;
 mod thaw;
 mod vault_lock;
+mod verify;
 pub mod version;
 mod wording;
 
@@ -84,5 +88,9 @@ async fn run_async(command: Command) -> Result<()> {
         Command::Purge { config } => purge::run(&config).await,
         Command::VaultLock(command) => vault_lock::run(command).await,
         Command::RebuildCatalog { config, wait, timeout } => rebuild_catalog::run(&config, wait, timeout).await,
+        Command::Backups { config, json } => backups::run(&config, json).await,
+        Command::Verify { config, timestamp, deep } => verify::run(&config, &timestamp, deep).await,
+        Command::Expire(args) => expire::run(&args).await,
+        Command::History(args::HistoryCommand::Export { config, db }) => history::export(&config, &db).await,
     }
 }

@@ -4,6 +4,9 @@
 
 use std::io::{IsTerminal, Write};
 
+use crate::engine::catalog::inspect::{Problem, StorageState, StorageSummary, What};
+use crate::engine::catalog::lock::{Lock, Until};
+use crate::engine::catalog::{Backup, Status, files};
 use crate::store::{RestoreLifetime, Storage};
 
 /// Prints `line` on stdout (redacted) and logs it.
@@ -60,19 +63,34 @@ pub fn lifetime(lifetime: RestoreLifetime) -> String {
 pub struct Report {
     terminal: bool,
     quiet: bool,
+    /// Off a terminal, progress goes to the log only (the report's own
+    /// lines say what happened).
+    progress_in_log: bool,
     drawn: bool,
     last: String,
 }
 
 impl Report {
     pub fn new() -> Report {
-        Report { terminal: std::io::stdout().is_terminal(), quiet: false, drawn: false, last: String::new() }
+        Report {
+            terminal: std::io::stdout().is_terminal(),
+            quiet: false,
+            progress_in_log: false,
+            drawn: false,
+            last: String::new(),
+        }
     }
 
     /// Log file only (the setup hook: gpbackup shows a hook's output only
     /// when it fails).
     pub fn quiet() -> Report {
-        Report { terminal: false, quiet: true, drawn: false, last: String::new() }
+        Report { terminal: false, quiet: true, progress_in_log: false, drawn: false, last: String::new() }
+    }
+
+    /// Progress off a terminal goes to the log file, not stdout.
+    pub fn progress_in_log(mut self) -> Report {
+        self.progress_in_log = true;
+        self
     }
 
     pub fn line(&mut self, text: &str) {
@@ -97,6 +115,8 @@ impl Report {
             if changed {
                 log::info!("{text}");
             }
+        } else if changed && self.progress_in_log {
+            log::info!("{text}");
         } else if changed {
             self.line(text);
         }
@@ -134,4 +154,159 @@ pub fn require_open(fd: i32, name: &str) -> crate::error::Result<()> {
         )));
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The catalog's words, shared by `backups`, `verify`, `expire` and `history`.
+
+pub fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Complete => "complete",
+        Status::Failed => "failed",
+        Status::Incomplete => "incomplete",
+        Status::Unfinished => "unfinished",
+    }
+}
+
+/// `full` or `incremental`, `-` without a config.
+pub fn backup_type(b: &Backup) -> &'static str {
+    match &b.config {
+        None => "-",
+        Some(c) if c.incremental => "incremental",
+        Some(_) => "full",
+    }
+}
+
+/// `all`, `data-only` or `metadata-only`.
+pub fn sections(b: &Backup) -> &'static str {
+    match &b.config {
+        None => "-",
+        Some(c) if c.metadata_only => "metadata-only",
+        Some(c) if c.data_only => "data-only",
+        Some(_) => "all",
+    }
+}
+
+/// `2024-03-15 12:30:45` (the coordinator's local time), `-` for a
+/// timestamp that is no date.
+pub fn date(ts: &str) -> String {
+    files::timestamp_date(ts).map_or_else(|| "-".to_string(), |d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// What keeps a backup from being complete, in a few words each.
+pub fn problems(b: &Backup) -> Vec<String> {
+    let mut out = Vec::new();
+    if b.config.is_none() && b.problems.is_empty() {
+        out.push("no config.yaml: still running, or killed".to_string());
+    }
+    for p in &b.problems {
+        out.push(match p {
+            Problem::Status(s) => format!("gpbackup recorded status {s}"),
+            Problem::Unreadable { file, why } => format!("{} unreadable: {why}", file.suffix()),
+        });
+    }
+    let mut segments: std::collections::BTreeMap<i32, (u64, bool, bool)> = std::collections::BTreeMap::new();
+    for m in &b.missing {
+        match &m.what {
+            What::Coordinator(file) => out.push(format!("no {}", file.suffix())),
+            What::Table { content, .. } => segments.entry(*content).or_default().0 += 1,
+            What::SegmentData { content } => segments.entry(*content).or_default().1 = true,
+            What::SegmentToc { content } => segments.entry(*content).or_default().2 = true,
+        }
+    }
+    let shown = 3;
+    for (content, (tables, data, toc)) in segments.iter().take(shown) {
+        let mut what = Vec::new();
+        if *tables > 0 {
+            what.push(format!("{tables} table data file{} missing", if *tables == 1 { "" } else { "s" }));
+        }
+        if *data {
+            what.push("no data file".to_string());
+        }
+        if *toc {
+            what.push("no segment TOC".to_string());
+        }
+        out.push(format!("segment {content}: {}", what.join(", ")));
+    }
+    if segments.len() > shown {
+        out.push(format!("and {} more segments with files missing", segments.len() - shown));
+    }
+    out
+}
+
+/// `hot`, `archived (DEEP_ARCHIVE)`, `thawed until 2024-05-01 10:00 UTC`.
+pub fn storage_word(s: &StorageSummary) -> String {
+    let classes: Vec<String> = s.classes.iter().map(storage).collect();
+    let of = if classes.is_empty() { String::new() } else { format!(" ({})", classes.join(", ")) };
+    match &s.state {
+        StorageState::Hot => "hot".to_string(),
+        StorageState::Archived => format!("archived{of}"),
+        StorageState::Thawing => format!("thawing{of}"),
+        StorageState::PartlyThawed => format!("partly thawed{of}"),
+        StorageState::Thawed { until: Some(until) } => format!("thawed until {} UTC", until.format("%Y-%m-%d %H:%M")),
+        StorageState::Thawed { until: None } => "thawed".to_string(),
+    }
+}
+
+pub fn storage_state_word(s: &StorageState) -> &'static str {
+    match s {
+        StorageState::Hot => "hot",
+        StorageState::Archived => "archived",
+        StorageState::Thawing => "thawing",
+        StorageState::PartlyThawed => "partly thawed",
+        StorageState::Thawed { .. } => "thawed",
+    }
+}
+
+/// `until 2025-01-01`, `with no age limit`, `(policy not understood)`.
+pub fn until_word(until: &Until) -> String {
+    match until {
+        Until::At(at) => format!("until {}", at.format("%Y-%m-%d %H:%M")),
+        Until::Forever => "with no age limit".to_string(),
+        Until::Unknown => "(its policy is not understood: assumed locked)".to_string(),
+    }
+}
+
+/// `none`, `vault lock Locked until 2025-01-01 00:00`.
+pub fn lock_word(lock: &Lock, now: chrono::NaiveDateTime) -> String {
+    if !lock.holds(now) {
+        return "none".to_string();
+    }
+    match lock {
+        Lock::None => "none".to_string(),
+        Lock::Vault { state, until } => format!("vault lock {state} {}", until_word(until)),
+        Lock::ObjectLock { until } => format!("object lock {}", until_word(until)),
+    }
+}
+
+/// `1 backup`, `2 backups`.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
+/// A duration as an option takes it: `30d`, `24h`, `90m`, `45s`.
+pub fn short_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".to_string(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_typed() {
+        let d = std::time::Duration::from_secs;
+        assert_eq!(short_duration(d(86400 * 30)), "30d");
+        assert_eq!(short_duration(d(86400)), "1d");
+        assert_eq!(short_duration(d(7200)), "2h");
+        assert_eq!(short_duration(d(90 * 60)), "90m");
+        assert_eq!(short_duration(d(61)), "61s");
+    }
 }

@@ -52,6 +52,9 @@ async fn single_objects(store: &dyn Store, prefix: &str, name: &str) {
     assert_eq!((inner.data, inner.total_size), (data.slice(1000..2000), 100_000), "{name}: inner range");
     let state = store.object_state(&key).await.unwrap();
     assert!(state.readiness.readable(), "{name}: metadata is readable at once: {state:?}");
+    let head = store.head(&key).await.unwrap_or_else(|e| panic!("{name}: head: {e}"));
+    assert_eq!(head.size, 100_000, "{name}: head size");
+    assert_eq!(head.meta("gpbackup-integrity"), Some(meta[0].1.as_str()), "{name}: head metadata");
 
     let empty = format!("{prefix}empty");
     store.put(&empty, Bytes::new(), &Vec::new(), ObjectClass::Metadata).await.unwrap();
@@ -71,6 +74,8 @@ async fn payload_round_trip(store: &dyn Store, prefix: &str, name: &str) {
     let listed = store.list_page(&key, None, None).await.unwrap();
     let cold = listed.objects.first().unwrap_or_else(|| panic!("{name}: payload not listed")).cold;
     assert_eq!(listed.objects[0].size, 3000, "{name}: listed size");
+    let head = store.head(&key).await.unwrap_or_else(|e| panic!("{name}: head of a payload, archived or not: {e}"));
+    assert_eq!(head.size, 3000, "{name}: head size of a payload");
     readable_after_thaw(store, &key, cold, name).await;
     assert_eq!(store.get_range(&key, 0..3000).await.unwrap().data, data, "{name}: payload read back");
     delete(store, std::slice::from_ref(&key), name).await;
@@ -108,6 +113,8 @@ async fn missing_keys(store: &dyn Store, prefix: &str, name: &str) {
     assert!(err.is(Kind::NotFound), "{name}: get of a missing key: {err}");
     let err = store.object_state(&key).await.expect_err("a missing object has no state");
     assert!(err.is(Kind::NotFound), "{name}: state of a missing key: {err}");
+    let err = store.head(&key).await.expect_err("a missing object has no head");
+    assert!(err.is(Kind::NotFound), "{name}: head of a missing key: {err}");
     delete(store, &[key], name).await;
 }
 

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    CredentialSource, DeleteOutcome, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectMeta,
+    CredentialSource, DeleteOutcome, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectHead, ObjectMeta,
     ObjectState, PartTag, Readiness, RestoreRequested, Storage, Store,
 };
 use crate::config::RestoreTier;
@@ -32,6 +32,7 @@ pub enum Op {
     Complete,
     Abort,
     Get,
+    Head,
     State,
     Restore,
     List,
@@ -178,6 +179,17 @@ impl Store for MemoryStore {
         Ok(Fetched {
             data: object.data.slice(start as usize..end as usize),
             total_size: size,
+            metadata: object.metadata.clone(),
+            etag: Some(format!("{:016x}", crc_fast::crc64_nvme(&object.data))),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectHead> {
+        let state = self.request(Op::Head)?;
+        let object =
+            state.objects.get(key).ok_or_else(|| Error::not_found(format!("{} does not exist", self.url(key))))?;
+        Ok(ObjectHead {
+            size: object.data.len() as u64,
             metadata: object.metadata.clone(),
             etag: Some(format!("{:016x}", crc_fast::crc64_nvme(&object.data))),
         })

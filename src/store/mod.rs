@@ -191,6 +191,24 @@ impl Fetched {
     }
 }
 
+/// An object as a lookup (HEAD) reports it, without its bytes: enough to
+/// check its size and integrity record without reading it, whether it is
+/// archived or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub metadata: Metadata,
+    /// The service's ETag, when it has one (`"<md5>-<parts>"` for an S3
+    /// multipart object).
+    pub etag: Option<String>,
+}
+
+impl ObjectHead {
+    pub fn meta(&self, name: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
 /// What a [`Store::delete_many`] could not do.
 #[derive(Debug, Default)]
 pub struct DeleteOutcome {
@@ -241,6 +259,10 @@ pub trait Store: Send + Sync {
     /// returns no bytes. Kind `NotFound` when there is no object, `Archived`
     /// when it must be restored (thawed) first.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched>;
+
+    /// The object's size, user metadata and ETag, without its bytes (also
+    /// of an archived object). Kind `NotFound` when there is no object.
+    async fn head(&self, key: &str) -> Result<ObjectHead>;
 
     /// Whether the object can be read now, and where it is stored.
     /// Kind `NotFound` when there is no object.

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectState,
-    PartTag, Recovered, RestoreLifetime, RestoreRequested, Store,
+    CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectHead,
+    ObjectState, PartTag, Recovered, RestoreLifetime, RestoreRequested, Store,
 };
 use crate::config::RestoreTier;
 use crate::error::Result;
@@ -159,6 +159,11 @@ impl Store for Retrying {
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched> {
         let what = format!("download bytes {}..{} of {}", range.start, range.end, self.url(key));
         self.shared.run(&what, || self.inner.get_range(key, range.clone())).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectHead> {
+        let what = format!("look up {}", self.url(key));
+        self.shared.run(&what, || self.inner.head(key)).await
     }
 
     async fn object_state(&self, key: &str) -> Result<ObjectState> {

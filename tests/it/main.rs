@@ -7,6 +7,7 @@
 mod support;
 
 mod bad_input;
+mod catalog;
 mod cold_storage;
 mod compat;
 mod conformance;

@@ -33,8 +33,8 @@ use super::aws::Credentials;
 use super::retry::{Retry, RetryPolicy};
 use super::s3::S3Settings;
 use super::{
-    CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectMeta,
-    ObjectState, Recovered, RestoreLifetime, RestoreRequested, Storage, Store, paging,
+    CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectHead,
+    ObjectMeta, ObjectState, Recovered, RestoreLifetime, RestoreRequested, Storage, Store, TREE_HASH_META, paging,
 };
 use crate::config::RestoreTier;
 use crate::error::{Error, Kind, Result};
@@ -236,6 +236,22 @@ impl Store for GlacierStore {
                 self.0.read_archive(&entry, range).await
             }
             None => self.0.bucket.get_range(key, range).await,
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectHead> {
+        match self.0.entry(key).await? {
+            // The entry says all a lookup can: the archive's size, the
+            // integrity record stored with it, and its tree hash.
+            Some(entry) => {
+                self.0.mine(&entry)?;
+                let mut metadata = entry.metadata.clone();
+                if entry.archive_id.is_some() {
+                    metadata.push((TREE_HASH_META.to_string(), entry.tree_hash.clone()));
+                }
+                Ok(ObjectHead { size: entry.size, metadata, etag: None })
+            }
+            None => self.0.bucket.head(key).await,
         }
     }
 

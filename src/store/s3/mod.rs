@@ -16,11 +16,11 @@ use bytes::Bytes;
 
 use super::aws::{self, Credentials};
 use super::{
-    CredentialSource, DeleteOutcome, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectState,
-    RestoreRequested, Store,
+    CredentialSource, DeleteOutcome, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectHead,
+    ObjectState, RestoreRequested, Store,
 };
 use crate::config::{Encryption, RestoreTier};
-use crate::error::Result;
+use crate::error::{Error, Result};
 pub use checksums::Checksums;
 
 mod checksums;
@@ -119,6 +119,13 @@ impl Store for S3Store {
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Fetched> {
         self.get_object_range(key, range).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectHead> {
+        match self.head_object(key).await? {
+            Some((size, metadata, etag)) => Ok(ObjectHead { size, metadata, etag }),
+            None => Err(Error::not_found(format!("{} does not exist", self.url(key)))),
+        }
     }
 
     async fn object_state(&self, key: &str) -> Result<ObjectState> {

@@ -5,7 +5,8 @@
 //! connection without answering, cuts the response off partway, stalls
 //! before answering, answers 200 with something that is not S3 (a
 //! gateway's HTML page, garbage XML), slips foreign keys into listings,
-//! holds chosen requests back, or starts answering 503 late in a run.
+//! holds chosen requests back, starts answering 503 late in a run, or
+//! refuses everything but reads (read-only credentials).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,6 +48,9 @@ pub struct Faults {
     /// Forward, then answer 503 SlowDown instead of the server's answer:
     /// the request took effect, the client is told it failed.
     pub fail_after_forward: f64,
+    /// Answer `403 AccessDenied` to every request but GET and HEAD, as a
+    /// bucket policy granting only list, get and head would.
+    pub read_only: bool,
     /// Inject faults only into requests whose request line starts with the
     /// first string and contains the second (e.g. `("POST ", "uploadId=")`:
     /// CompleteMultipartUpload).
@@ -184,6 +188,17 @@ fn serve(
             }
             _ => faults,
         };
+
+        if faults.read_only && !(request_line.starts_with("GET ") || request_line.starts_with("HEAD ")) {
+            stats.denials.fetch_add(1, Ordering::Relaxed);
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+            write!(
+                client,
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            continue;
+        }
 
         if rng.chance(faults.reset) {
             stats.resets.fetch_add(1, Ordering::Relaxed);

@@ -181,6 +181,7 @@ impl Gp<'_> {
             segmentcount: segments,
             singledatafile: single_data_file,
             timestamp: ts.into(),
+            status: "Success".into(),
         };
         std::fs::write(&config, serde_yaml::to_string(&backup_config).unwrap()).unwrap();
         let report = coord.join(format!("gpbackup_{ts}_report"));

@@ -29,6 +29,9 @@ pub struct BackupConfig {
     pub segmentcount: usize,
     pub singledatafile: bool,
     pub timestamp: String,
+    /// `Success` at teardown (gpbackup 1.19 and later).
+    #[serde(default)]
+    pub status: String,
 }
 
 /// A data entry of the coordinator's `gpbackup_<TS>_toc.yaml`.

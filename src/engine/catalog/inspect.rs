@@ -1,0 +1,370 @@
+//! What a backup is, from its listing and at most three small reads: its
+//! config (`gpbackup_<TS>_config.yaml`), its coordinator TOC (for the data
+//! files every segment must have) and, when asked, its report (the real end
+//! time); plus the state of a few of its cold objects. Completeness follows
+//! gpbackup's own rules (see the research notes in the README's disaster
+//! recovery section): config, report, metadata, TOC (and statistics,
+//! plugin config) present, the recorded status `Success`, and every
+//! segment's data files as the TOC and the config say.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use super::files::{self, BackupConfig, Report, TocEntry};
+use super::lock::Lock;
+use super::scan::{CoordinatorFile, Found};
+use crate::error::{Kind, Result};
+use crate::store::{Readiness, Storage, Store};
+
+/// Backups inspected at once.
+const CONCURRENCY: usize = 16;
+
+/// A file the backup should have and has not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub name: String,
+    pub what: What,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    Coordinator(CoordinatorFile),
+    /// A table's data file of one segment (multi-data-file).
+    Table {
+        content: i32,
+        table: String,
+    },
+    /// A segment's single data file.
+    SegmentData {
+        content: i32,
+    },
+    SegmentToc {
+        content: i32,
+    },
+}
+
+/// Why a backup is not complete, besides missing files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The recorded status is not `Success`.
+    Status(String),
+    /// A file is there but cannot be read as gpbackup writes it.
+    Unreadable { file: CoordinatorFile, why: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Complete,
+    /// Finished, with a recorded status other than `Success`.
+    Failed,
+    /// Finished (its config is there), but files are missing or unreadable.
+    Incomplete,
+    /// No config: still running, or killed.
+    Unfinished,
+}
+
+/// Where a backup's objects stand, from a sample of its cold objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageState {
+    /// Everything readable at once.
+    Hot,
+    Archived,
+    /// Restores under way.
+    Thawing,
+    /// Restored copies readable, until the earliest expiry when known.
+    Thawed {
+        until: Option<DateTime<Utc>>,
+    },
+    /// Some restored, some still archived with no restore.
+    PartlyThawed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageSummary {
+    pub state: StorageState,
+    /// Objects in an archived class or a vault, and how many were asked.
+    pub cold: u64,
+    pub sampled: u64,
+    pub classes: BTreeSet<Storage>,
+}
+
+/// A backup as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub found: Found,
+    pub config: Option<BackupConfig>,
+    pub report: Option<Report>,
+    /// The coordinator TOC's data entries, when read.
+    pub toc: Option<Vec<TocEntry>>,
+    pub missing: Vec<Missing>,
+    pub problems: Vec<Problem>,
+    pub storage: StorageSummary,
+    pub lock: Lock,
+}
+
+impl Backup {
+    pub fn timestamp(&self) -> &str {
+        &self.found.timestamp
+    }
+
+    pub fn status(&self) -> Status {
+        if !self.found.has(CoordinatorFile::Config) {
+            Status::Unfinished
+        } else if self.problems.iter().any(|p| matches!(p, Problem::Status(_))) {
+            Status::Failed
+        } else if self.missing.is_empty() && self.problems.is_empty() {
+            Status::Complete
+        } else {
+            Status::Incomplete
+        }
+    }
+
+    /// The earlier backups this one's restore reads (incremental backups).
+    pub fn depends_on(&self) -> Vec<String> {
+        self.config.as_ref().map(BackupConfig::depends_on).unwrap_or_default()
+    }
+
+    /// `gzip`, `zstd`, `none`, from the config or else the data files.
+    pub fn compression(&self) -> Option<String> {
+        if let Some(config) = &self.config {
+            return Some(config.compression().to_string());
+        }
+        let ext = self.found.extensions.iter().next()?;
+        Some(
+            match *ext {
+                ".gz" => "gzip",
+                ".zst" => "zstd",
+                _ => "none",
+            }
+            .to_string(),
+        )
+    }
+}
+
+/// What to read besides the config and the TOC.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reads {
+    pub report: bool,
+}
+
+/// Inspects every backup, [`CONCURRENCY`] at a time, keeping their order.
+pub async fn inspect_all(store: &Arc<dyn Store>, found: Vec<Found>, reads: Reads) -> Result<Vec<Backup>> {
+    futures::stream::iter(found).map(|f| inspect(store, f, reads)).buffered(CONCURRENCY).try_collect().await
+}
+
+/// Reads what a backup's description needs and checks its completeness.
+pub async fn inspect(store: &Arc<dyn Store>, found: Found, reads: Reads) -> Result<Backup> {
+    let ts = found.timestamp.clone();
+    let mut problems = Vec::new();
+    let config = match read(store, &found, CoordinatorFile::Config, files::CONFIG_MAX_BYTES).await? {
+        Some(Ok(text)) => match BackupConfig::parse(&text) {
+            Ok(config) => Some(config),
+            Err(why) => {
+                problems.push(Problem::Unreadable { file: CoordinatorFile::Config, why });
+                None
+            }
+        },
+        Some(Err(why)) => {
+            problems.push(Problem::Unreadable { file: CoordinatorFile::Config, why });
+            None
+        }
+        None => None,
+    };
+    let toc = match &config {
+        Some(c) if !c.metadata_only => match read(store, &found, CoordinatorFile::Toc, files::TOC_MAX_BYTES).await? {
+            Some(Ok(text)) => match files::toc_data_entries(&text) {
+                Ok(entries) => Some(entries),
+                Err(why) => {
+                    problems.push(Problem::Unreadable { file: CoordinatorFile::Toc, why });
+                    None
+                }
+            },
+            Some(Err(why)) => {
+                problems.push(Problem::Unreadable { file: CoordinatorFile::Toc, why });
+                None
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let report = match reads.report {
+        true => match read(store, &found, CoordinatorFile::Report, files::REPORT_MAX_BYTES).await? {
+            Some(Ok(text)) => Some(Report::parse(&text)),
+            _ => None,
+        },
+        false => None,
+    };
+    if let Some(c) = &config
+        && c.status != "Success"
+        // Before gpbackup 1.19 the status was not recorded; the report's
+        // presence says the run finished.
+        && !(c.status.is_empty() && report.as_ref().is_none_or(|r| r.status == "Success"))
+    {
+        problems.push(Problem::Status(if c.status.is_empty() { "none".to_string() } else { c.status.clone() }));
+    }
+    let missing = match &config {
+        Some(c) => completeness(&found, c, toc.as_deref()),
+        None => Vec::new(),
+    };
+    let storage = storage(store, &found).await?;
+    log::debug!("catalog: backup {ts}: {} objects, {} missing", found.objects, missing.len());
+    Ok(Backup { found, config, report, toc, missing, problems, storage, lock: Lock::None })
+}
+
+/// A coordinator file's text: `None` when the listing has no such file,
+/// `Some(Err(why))` when it cannot be read as text.
+async fn read(
+    store: &Arc<dyn Store>,
+    found: &Found,
+    file: CoordinatorFile,
+    max: usize,
+) -> Result<Option<std::result::Result<String, String>>> {
+    if !found.has(file) {
+        return Ok(None);
+    }
+    let key = found.key(&file.name(&found.timestamp));
+    match store.get_range(&key, 0..max as u64 + 1).await {
+        Ok(fetched) if fetched.total_size > max as u64 => {
+            Ok(Some(Err(format!("{} bytes, more than the {max} read", fetched.total_size))))
+        }
+        Ok(fetched) => Ok(Some(String::from_utf8(fetched.data.to_vec()).map_err(|_| "not text".to_string()))),
+        // Deleted since the listing.
+        Err(e) if e.is(Kind::NotFound) => Ok(None),
+        Err(e) if e.is(Kind::Archived) => Ok(Some(Err("archived: not readable without a restore".to_string()))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The files gpbackup's rules say the backup must have and the listing
+/// does not show (see the module doc).
+pub fn completeness(found: &Found, config: &BackupConfig, toc: Option<&[TocEntry]>) -> Vec<Missing> {
+    let ts = &found.timestamp;
+    let mut missing = Vec::new();
+    let mut need =
+        vec![CoordinatorFile::Config, CoordinatorFile::Report, CoordinatorFile::Metadata, CoordinatorFile::Toc];
+    if config.with_statistics {
+        need.push(CoordinatorFile::Statistics);
+    }
+    if !config.plugin.is_empty() {
+        need.push(CoordinatorFile::PluginConfig);
+    }
+    for file in need {
+        if !found.has(file) {
+            missing.push(Missing { name: file.name(ts), what: What::Coordinator(file) });
+        }
+    }
+    if config.metadata_only {
+        return missing;
+    }
+    let ext = config.data_extension();
+    // Segments: as recorded, else (gpbackup before 1.26) as many as the
+    // listing shows.
+    let segments: Vec<i32> = match config.segment_count {
+        Some(n) => (0..n as i32).collect(),
+        None => found
+            .tables
+            .keys()
+            .chain(&found.single)
+            .chain(&found.segment_tocs)
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    if config.single_data_file {
+        // No data at all (an incremental with no changes) means no files.
+        let has_data = toc.map_or(!found.single.is_empty(), |entries| !entries.is_empty());
+        if has_data {
+            for &content in &segments {
+                if !found.single.contains(&content) {
+                    missing.push(Missing {
+                        name: format!("gpbackup_{content}_{ts}{ext}"),
+                        what: What::SegmentData { content },
+                    });
+                }
+                if !found.segment_tocs.contains(&content) {
+                    missing.push(Missing {
+                        name: format!("gpbackup_{content}_{ts}_toc.yaml"),
+                        what: What::SegmentToc { content },
+                    });
+                }
+            }
+        }
+        return missing;
+    }
+    // Multi-data-file: every table of the TOC on every segment; without a
+    // readable TOC, every table any segment has.
+    let tables: Vec<(u32, String)> = match toc {
+        Some(entries) => entries.iter().map(|e| (e.oid, e.fqn())).collect(),
+        None => found
+            .tables
+            .values()
+            .flatten()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|oid| (oid, format!("OID {oid}")))
+            .collect(),
+    };
+    let none = BTreeSet::new();
+    for &content in &segments {
+        let present = found.tables.get(&content).unwrap_or(&none);
+        for (oid, table) in &tables {
+            if !present.contains(oid) {
+                missing.push(Missing {
+                    name: format!("gpbackup_{content}_{ts}_{oid}{ext}"),
+                    what: What::Table { content, table: table.clone() },
+                });
+            }
+        }
+    }
+    missing
+}
+
+/// The state of the backup's cold objects, from its sample.
+async fn storage(store: &Arc<dyn Store>, found: &Found) -> Result<StorageSummary> {
+    let mut summary =
+        StorageSummary { state: StorageState::Hot, cold: found.cold, sampled: 0, classes: BTreeSet::new() };
+    let states: Vec<Option<crate::store::ObjectState>> = futures::stream::iter(&found.cold_sample)
+        .map(|key| async move {
+            match store.object_state(key).await {
+                Ok(state) => Ok(Some(state)),
+                Err(e) if e.is(Kind::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let (mut archived, mut restoring, mut restored) = (0, 0, 0);
+    let mut until: Option<DateTime<Utc>> = None;
+    let mut known_until = true;
+    for state in states.into_iter().flatten() {
+        summary.sampled += 1;
+        match state.readiness {
+            Readiness::Ready => continue,
+            // A failed retrieval leaves the object archived: thaw again.
+            Readiness::Archived | Readiness::Failed(_) => archived += 1,
+            Readiness::Restoring => restoring += 1,
+            Readiness::Restored { until: u } => {
+                restored += 1;
+                match u {
+                    Some(u) => until = Some(until.map_or(u, |t| t.min(u))),
+                    None => known_until = false,
+                }
+            }
+        }
+        summary.classes.insert(state.storage);
+    }
+    summary.state = match (archived, restoring, restored) {
+        (_, r, _) if r > 0 => StorageState::Thawing,
+        (a, _, t) if a > 0 && t > 0 => StorageState::PartlyThawed,
+        (a, _, _) if a > 0 => StorageState::Archived,
+        (_, _, t) if t > 0 => StorageState::Thawed { until: until.filter(|_| known_until) },
+        _ => StorageState::Hot,
+    };
+    Ok(summary)
+}
