@@ -96,6 +96,7 @@ pub fn store_settings(config: &Config) -> Settings {
             metadata_class: config.metadata_storage_class.clone(),
             encryption: config.encryption.clone(),
             tags: config.object_tags.clone(),
+            lock: config.object_lock,
         },
         vault: config.vault.as_ref().map(|v| VaultSettings {
             name: v.name.clone(),
