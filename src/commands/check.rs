@@ -53,7 +53,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
                 return Err(error.context("check"));
             }
         }
-        Err(e) if config.object_lock.is_none() && e.is(crate::error::Kind::AccessDenied) => {
+        Err(e) if config.object_lock.is_none() => {
             say("versioning", &format!("unknown: {e} (s3:GetBucketVersioning)"));
         }
         Err(e) => return Err(e.context("check: versioning and Object Lock")),

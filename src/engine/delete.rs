@@ -37,7 +37,9 @@ pub async fn delete_prefix(
 ) -> Result<Deleted> {
     let bucket = match store.bucket_lock().await {
         Ok(bucket) => bucket,
-        Err(e) if e.is(Kind::AccessDenied) => {
+        // Denied, or not understood by the server: the deletes every
+        // earlier release did.
+        Err(e) if !e.is(Kind::Transient) => {
             log::warn!(
                 "the bucket's versioning is unknown ({e}; it needs s3:GetBucketVersioning): plain deletes, which on \
                  a versioned bucket only add delete markers"

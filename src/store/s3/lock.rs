@@ -220,7 +220,10 @@ impl S3Store {
                 _ => None,
             },
             Err(e) if http_status(&e) == Some(501) || e.code() == Some("NotImplemented") => None,
-            Err(e) => return Err(classify("look up the versioning of", &self.url(""), e)),
+            Err(e) => match versioning_under_another_root(&e) {
+                Some(status) => status,
+                None => return Err(classify("look up the versioning of", &self.url(""), e)),
+            },
         };
         let mut found = BucketLock { versioning, ..BucketLock::default() };
         if !found.versioned() {
@@ -387,6 +390,22 @@ impl S3Store {
 
 /// The name of the record of a deferred delete, after the key it keeps.
 pub const DEFERRED_SUFFIX: &str = ".gpbackup_deferred_delete";
+
+/// The status of a 200 GetBucketVersioning answer the SDK could not parse
+/// because its root element is not S3's `VersioningConfiguration` (moto
+/// answers `GetBucketVersioningResponse`): the `Status` it holds. `None`
+/// for anything else.
+fn versioning_under_another_root<E>(
+    err: &aws_sdk_s3::error::SdkError<E, crate::store::aws::HttpResponse>,
+) -> Option<Option<String>> {
+    let response = err.raw_response()?;
+    let body = std::str::from_utf8(response.body().bytes()?).ok()?;
+    if response.status().as_u16() != 200 || !body.contains("<GetBucketVersioningResponse") {
+        return None;
+    }
+    let status = body.split("<Status>").nth(1).and_then(|r| r.split("</Status>").next());
+    Some(status.filter(|s| matches!(*s, "Enabled" | "Suspended")).map(str::to_string))
+}
 
 /// How [`DeleteOutcome::refused`] names a version.
 pub fn version_name(key: &str, version: &str) -> String {
