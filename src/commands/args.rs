@@ -103,6 +103,9 @@ pub enum Command {
         config: PathBuf,
         /// Backup timestamp YYYYMMDDHHMMSS
         timestamp: String,
+        /// Delete versions under a GOVERNANCE retention (needs s3:BypassGovernanceRetention; logged)
+        #[arg(long = "bypass-governance-retention")]
+        bypass_governance: bool,
     },
     /// List objects (key and size) under a directory of the bucket
     #[command(name = "list_directory")]
@@ -162,7 +165,25 @@ pub enum Command {
     Purge {
         /// Plugin config file
         config: PathBuf,
+        /// Delete versions under a GOVERNANCE retention (needs s3:BypassGovernanceRetention; logged)
+        #[arg(long = "bypass-governance-retention")]
+        bypass_governance: bool,
     },
+    /// S3 Object Lock of a backup: show each object's mode, retain-until date and legal hold; or `extend`
+    #[command(name = "retention", args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Retention {
+        #[command(subcommand)]
+        extend: Option<RetentionCommand>,
+        /// Plugin config file
+        #[arg(required = true)]
+        config: Option<PathBuf>,
+        /// Backup timestamp YYYYMMDDHHMMSS
+        #[arg(required = true)]
+        timestamp: Option<String>,
+    },
+    /// S3 Object Lock legal hold on every object of a backup: on or off
+    #[command(name = "legal-hold", subcommand)]
+    LegalHold(LegalHoldCommand),
     /// Glacier Vault Lock: initiate, status, complete (irreversible), abort
     #[command(name = "vault-lock", subcommand)]
     VaultLock(VaultLockCommand),
@@ -246,6 +267,60 @@ pub enum HistoryCommand {
         #[arg(long, value_name = "PATH")]
         db: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Extend the retention of every object of a backup (never shortens COMPLIANCE)
+    #[command(name = "extend")]
+    Extend {
+        /// Plugin config file
+        config: PathBuf,
+        /// Backup timestamp YYYYMMDDHHMMSS
+        timestamp: String,
+        /// New retain-until date: 2027-01-31 or 2027-01-31T12:00:00Z (UTC)
+        #[arg(long, value_parser = parse_date, conflicts_with = "by", required_unless_present = "by")]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Extend each object's retain-until date by this much, e.g. 30d or 1y
+        #[arg(long, value_parser = parse_duration)]
+        by: Option<Duration>,
+        /// Allow shortening a GOVERNANCE retention (needs s3:BypassGovernanceRetention; logged)
+        #[arg(long = "bypass-governance-retention")]
+        bypass_governance: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LegalHoldCommand {
+    /// Put a legal hold on every object of a backup
+    #[command(name = "on")]
+    On {
+        /// Plugin config file
+        config: PathBuf,
+        /// Backup timestamp YYYYMMDDHHMMSS
+        timestamp: String,
+    },
+    /// Lift the legal hold of every object of a backup
+    #[command(name = "off")]
+    Off {
+        /// Plugin config file
+        config: PathBuf,
+        /// Backup timestamp YYYYMMDDHHMMSS
+        timestamp: String,
+    },
+}
+
+/// `2027-01-31` (midnight UTC) or an RFC 3339 date and time.
+pub fn parse_date(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let text = text.trim();
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{text:?} is not a date (2027-01-31 or 2027-01-31T12:00:00Z)"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -42,6 +42,22 @@ pub async fn run(config_path: &Path) -> Result<()> {
     for (what, value) in wording::facts(&facts) {
         say(what, &value);
     }
+    match store.bucket_lock().await {
+        Ok(bucket) => {
+            for (what, value) in wording::bucket_lock_facts(&bucket) {
+                say(what, &value);
+            }
+            if config.object_lock.is_some()
+                && let Some(error) = wording::bucket_cannot_lock(&bucket, &store.url(""))
+            {
+                return Err(error.context("check"));
+            }
+        }
+        Err(e) if config.object_lock.is_none() => {
+            say("versioning", &format!("unknown: {e} (s3:GetBucketVersioning)"));
+        }
+        Err(e) => return Err(e.context("check: versioning and Object Lock")),
+    }
 
     let mut probes = vec![("data", ObjectClass::Payload)];
     if config.storage_class != config.metadata_storage_class {
@@ -51,7 +67,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         let key = layout::check_probe_key(&config.folder, name);
         let result = probe(&*store, &key, name, class).await;
         // Never leave the probe behind, whatever failed.
-        let deleted = store.delete_many(std::slice::from_ref(&key)).await;
+        let deleted = crate::engine::delete::delete_probe(&*store, &key).await;
         result?;
         let outcome = deleted.map_err(|e| e.context(&format!("check: delete the {name} probe")))?;
         if let Some((_, refusal)) = outcome.refused.into_iter().next() {
@@ -79,7 +95,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
 async fn probe(store: &dyn Store, key: &str, name: &str, class: ObjectClass) -> Result<()> {
     let payload = format!("{} check probe, pid {}\n", crate::PLUGIN_NAME, std::process::id());
     let step = |what: &str| format!("check: {what} the {name} probe {}", store.url(key));
-    store.put(key, Bytes::from(payload.clone()), &Vec::new(), class).await.map_err(|e| e.context(&step("write")))?;
+    store.put_probe(key, Bytes::from(payload.clone()), class).await.map_err(|e| e.context(&step("write")))?;
     say(&format!("{name} probe"), &format!("wrote {}", store.url(key)));
     let state = store.object_state(key).await.map_err(|e| e.context(&step("look up")))?;
     say(&format!("{name} probe"), &format!("stored as {}", storage(&state.storage)));
@@ -152,6 +168,25 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         let tags = config.object_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
         lines.push(("object tags", tags));
     }
+    if let Some(lock) = &config.object_lock {
+        let retention = match lock.retention {
+            Some((mode, period)) => {
+                format!("{} for {} after each write", mode.as_str(), humantime::format_duration(period))
+            }
+            None => "no retention".to_string(),
+        };
+        lines.push((
+            "object lock",
+            format!("{retention}{} on every object a backup writes", if lock.legal_hold { ", legal hold" } else { "" }),
+        ));
+    }
+    lines.push((
+        "locked on delete",
+        match config.on_retention_locked {
+            OnRetentionLocked::Fail => "fail (on_retention_locked: fail)".to_string(),
+            OnRetentionLocked::Defer => "keep for `purge` (on_retention_locked: defer)".to_string(),
+        },
+    ));
     lines.push(("timeouts", format!("connect {:?}, read {:?}", config.connect_timeout, config.read_timeout)));
     if let Some(vault) = &config.vault {
         let server = match &vault.endpoint {
@@ -166,13 +201,6 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
                 crate::size::human(vault.part_size),
                 crate::size::human(vault.part_size.saturating_mul(10_000))
             ),
-        ));
-        lines.push((
-            "locked archives on delete",
-            match vault.on_retention_locked {
-                OnRetentionLocked::Fail => "fail (on_retention_locked: fail)".to_string(),
-                OnRetentionLocked::Defer => "keep them for `purge` (on_retention_locked: defer)".to_string(),
-            },
         ));
     }
     lines

@@ -118,6 +118,7 @@ pub fn store_settings(config: &Config) -> Settings {
             encryption: config.encryption.clone(),
             tags: config.object_tags.clone(),
             checksums: config.checksums,
+            lock: config.object_lock,
         },
         vault: config.vault.as_ref().map(|v| VaultSettings {
             name: v.name.clone(),

@@ -15,22 +15,35 @@ use crate::layout;
 
 use super::Context;
 
-pub async fn run(config: &Path, timestamp: &str) -> Result<()> {
+pub async fn run(config: &Path, timestamp: &str, bypass_governance: bool) -> Result<()> {
     layout::validate_timestamp(timestamp)?;
     let ctx = Context::open(config, Purpose::Other).await?;
-    delete(&ctx, timestamp).await.map(|_| ())
+    delete(&ctx, timestamp, bypass_governance).await.map(|_| ())
 }
 
 /// Deletes backup `timestamp`: `delete_backup`, and each backup `expire`
-/// deletes.
-pub(super) async fn delete(ctx: &Context, timestamp: &str) -> Result<Deleted> {
+/// deletes (never bypassing a retention: `expire` skips retained backups).
+pub(super) async fn delete(ctx: &Context, timestamp: &str, bypass_governance: bool) -> Result<Deleted> {
     let prefix = layout::backup_prefix(&ctx.config.folder, timestamp)?;
-    let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked()).await.map_err(|e| {
+    if bypass_governance {
+        log::warn!(
+            "delete_backup {timestamp}: --bypass-governance-retention given: GOVERNANCE retentions are deleted through \
+             (COMPLIANCE retentions and legal holds still refuse)"
+        );
+    }
+    let on_locked = ctx.config.on_retention_locked();
+    let done = delete::delete_prefix(&*ctx.store, &prefix, on_locked, bypass_governance).await.map_err(|e| {
         if e.is(Kind::RetentionLocked) {
-            e.with_hint(
-                "nothing more was deleted: retry when the archive is old enough, or set on_retention_locked: defer \
-                 and run `purge` later",
-            )
+            let hint = match e.subject() {
+                Some(until) => format!(
+                    "backup {timestamp} is retained until {until}; nothing of it was deleted: retry then, or set \
+                     on_retention_locked: defer and run `purge` after that date"
+                ),
+                None => "nothing more was deleted: retry when the archive is old enough, or set on_retention_locked: \
+                         defer and run `purge` later"
+                    .to_string(),
+            };
+            e.with_hint(hint)
         } else {
             e
         }
@@ -50,7 +63,13 @@ pub(super) async fn delete(ctx: &Context, timestamp: &str) -> Result<Deleted> {
         ))
         .with_hint("run rebuild-catalog to repair damaged catalog entries, then delete_backup again"));
     }
-    if !done.deferred.is_empty() {
+    if let Some(locked) = &done.locked {
+        log::warn!(
+            "Backup {timestamp} is kept whole: {}; `{} purge` deletes it once nothing of it is locked",
+            locked.words(),
+            crate::PLUGIN_NAME
+        );
+    } else if !done.deferred.is_empty() {
         log::warn!(
             "Backup {timestamp}: {} archives are still under the vault's retention lock and were kept; `{} purge` \
              deletes them once allowed",

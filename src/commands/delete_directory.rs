@@ -19,7 +19,7 @@ pub async fn run(config: &Path, dir: &str) -> Result<()> {
         )));
     }
     let ctx = Context::open(config, Purpose::Other).await?;
-    let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked()).await?;
+    let done = delete::delete_prefix(&*ctx.store, &prefix, ctx.config.on_retention_locked(), false).await?;
     log::info!("Deleted {} objects under {}", done.deleted, ctx.store.url(&prefix));
     Ok(())
 }

@@ -71,7 +71,7 @@ pub async fn run(args: &ExpireArgs) -> Result<()> {
             ));
             continue;
         }
-        match super::delete_backup::delete(&ctx, &p.timestamp).await {
+        match super::delete_backup::delete(&ctx, &p.timestamp, false).await {
             Ok(done) if done.deferred.is_empty() => {
                 deleted += 1;
                 out.line(&format!("deleted  {}: {}", p.timestamp, count(done.deleted as usize, "object")));

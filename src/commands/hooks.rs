@@ -40,6 +40,17 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
     for (what, value) in wording::facts(&facts) {
         log::info!("Setup for backup: {what}: {value}");
     }
+    // A lock asked for needs a bucket that can hold it: found now, not
+    // after the first object is written unlocked.
+    if ctx.config.object_lock.is_some() {
+        let bucket = ctx.store.bucket_lock().await.map_err(|e| e.context("setup for backup: the Object Lock check"))?;
+        for (what, value) in wording::bucket_lock_facts(&bucket) {
+            log::info!("Setup for backup: {what}: {value}");
+        }
+        if let Some(error) = wording::bucket_cannot_lock(&bucket, &ctx.store.url("")) {
+            return Err(error);
+        }
+    }
     // Write and remove a probe where this backup's files will go: proves
     // write permission, and leaves nothing behind.
     let key = layout::key_for_path(&ctx.config.folder, &layout::setup_probe_path(&args.dir))?;
@@ -51,10 +62,10 @@ pub async fn setup_for_backup(args: &HookArgs) -> Result<()> {
         &[ObjectClass::Payload, ObjectClass::Metadata]
     };
     for class in classes {
-        ctx.store.put(&key, bytes::Bytes::new(), &Vec::new(), *class).await?;
+        ctx.store.put_probe(&key, bytes::Bytes::new(), *class).await?;
         // Left under this backup's directory when its delete is denied:
         // delete_backup of the backup removes it.
-        let deleted = ctx.store.delete_many(std::slice::from_ref(&key)).await.map(|_| ());
+        let deleted = crate::engine::delete::delete_probe(&*ctx.store, &key).await.map(|_| ());
         if let Err(e) = deleted {
             log::warn!(
                 "Setup for backup: the write probe {} was not deleted ({e}); s3:DeleteObject would delete it, and \

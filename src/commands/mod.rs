@@ -28,6 +28,7 @@ mod rebuild_catalog;
 mod restore_data;
 mod restore_data_subset;
 mod restore_file;
+mod retention;
 mod thaw;
 mod vault_lock;
 mod verify;
@@ -77,7 +78,9 @@ async fn run_async(command: Command) -> Result<()> {
         Command::RestoreDataSubset { config, path, offsets_file } => {
             restore_data_subset::run(&config, &path, &offsets_file).await
         }
-        Command::DeleteBackup { config, timestamp } => delete_backup::run(&config, &timestamp).await,
+        Command::DeleteBackup { config, timestamp, bypass_governance } => {
+            delete_backup::run(&config, &timestamp, bypass_governance).await
+        }
         Command::ListDirectory { config, prefix } => list_directory::run(&config, prefix.as_deref()).await,
         Command::DeleteDirectory { config, prefix } => delete_directory::run(&config, &prefix).await,
         Command::Thaw { config, timestamp, wait, tier, days, timeout, status } => {
@@ -85,7 +88,13 @@ async fn run_async(command: Command) -> Result<()> {
             thaw::run(&config, &timestamp, &options).await
         }
         Command::Check { config } => check::run(&config).await,
-        Command::Purge { config } => purge::run(&config).await,
+        Command::Purge { config, bypass_governance } => purge::run(&config, bypass_governance).await,
+        Command::Retention { extend: Some(command), .. } => retention::extend(command).await,
+        Command::Retention { config: Some(config), timestamp: Some(timestamp), .. } => {
+            retention::show(&config, &timestamp).await
+        }
+        Command::Retention { .. } => Err(Error::usage("retention: give CONFIG TIMESTAMP, or extend CONFIG TIMESTAMP")),
+        Command::LegalHold(command) => retention::legal_hold(command).await,
         Command::VaultLock(command) => vault_lock::run(command).await,
         Command::RebuildCatalog { config, wait, timeout } => rebuild_catalog::run(&config, wait, timeout).await,
         Command::Backups { config, json } => backups::run(&config, json).await,

@@ -95,3 +95,51 @@ pub fn facts(facts: &[Fact]) -> Vec<(&'static str, String)> {
         })
         .collect()
 }
+
+/// `(what, value)` lines of a bucket's versioning and Object Lock.
+pub fn bucket_lock_facts(bucket: &crate::store::BucketLock) -> Vec<(&'static str, String)> {
+    let mut lines = vec![(
+        "versioning",
+        match &bucket.versioning {
+            Some(status) => format!(
+                "{status}: delete_backup and delete_directory delete every version and delete marker by version id"
+            ),
+            None => "off (or not implemented by the server)".to_string(),
+        },
+    )];
+    lines.push(("object lock", if bucket.lock_enabled { "enabled" } else { "not enabled" }.to_string()));
+    if let Some((mode, period)) = &bucket.default_retention {
+        lines.push((
+            "default retention",
+            format!(
+                "{mode} for {period}: the server locks every new object version, also the plugin's probes and \
+                 deferred-delete records, which then stay until it ends; prefer no bucket default and \
+                 object_lock_mode/object_lock_retention"
+            ),
+        ));
+    }
+    lines
+}
+
+/// The error for a bucket that cannot hold the lock the config asks for.
+pub fn bucket_cannot_lock(bucket: &crate::store::BucketLock, url: &str) -> Option<Error> {
+    if bucket.lock_enabled && bucket.versioning.as_deref() == Some("Enabled") {
+        return None;
+    }
+    let missing = match (bucket.versioning.as_deref(), bucket.lock_enabled) {
+        (Some("Enabled"), _) => "Object Lock is not enabled",
+        (Some(_), _) => "versioning is suspended",
+        (None, _) => "versioning and Object Lock are not enabled",
+    };
+    Some(
+        Error::config(format!(
+            "object_lock_mode/object_lock_legal_hold ask for S3 Object Lock, but on bucket {url} {missing}, so no \
+             object could be locked"
+        ))
+        .with_hint(
+            "enable it (it cannot be disabled again): `aws s3api put-bucket-versioning --bucket BUCKET \
+             --versioning-configuration Status=Enabled` then `aws s3api put-object-lock-configuration --bucket \
+             BUCKET --object-lock-configuration ObjectLockEnabled=Enabled`; or remove the object_lock_* options",
+        ),
+    )
+}

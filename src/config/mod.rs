@@ -21,12 +21,14 @@ use crate::size::MIB;
 
 pub mod options;
 pub use options::{Purpose, Uses};
+mod lock;
 mod redact;
 mod sse;
 pub mod values;
 mod vault;
 pub mod yaml;
 
+pub use lock::{LockMode, MAX_RETENTION, ObjectLock};
 pub use redact::redact_copy;
 pub use sse::{CustomerKey, Encryption, read_customer_key};
 pub use values::{ARCHIVED_CLASSES, STORAGE_CLASSES, parse_duration};
@@ -126,6 +128,10 @@ pub struct Config {
     pub thaw: Thaw,
     /// `storage: glacier`: payloads go to this Glacier vault; `None`: S3 only.
     pub vault: Option<Vault>,
+    /// S3 Object Lock on every object written; `None`: no lock asked for.
+    pub object_lock: Option<ObjectLock>,
+    /// What a delete does when a retention lock refuses it.
+    pub on_retention_locked: OnRetentionLocked,
     /// The option values that must never appear in logs, errors or uploads.
     pub secrets: Secrets,
     /// Values adjusted to what S3 allows (the log says so).
@@ -390,7 +396,9 @@ impl Config {
         let retry_max_attempts =
             v.count("retry_max_attempts", 1..=100, "a whole number from 1 to 100").unwrap_or_default();
         let retry_time_budget = v.duration("retry_time_budget", false).unwrap_or_default();
-        let vault = vault::parse(v, tls);
+        let on_retention_locked = lock::on_retention_locked(v);
+        let vault = vault::parse(v, tls, on_retention_locked);
+        let object_lock = lock::parse(v, vault.is_some());
 
         Config {
             executable_path,
@@ -418,6 +426,8 @@ impl Config {
             checksums,
             thaw,
             vault,
+            object_lock,
+            on_retention_locked,
             secrets: Secrets(secrets),
             warnings: Vec::new(),
         }
@@ -427,7 +437,7 @@ impl Config {
 impl Config {
     /// What a delete does when a retention lock refuses it.
     pub fn on_retention_locked(&self) -> OnRetentionLocked {
-        self.vault.as_ref().map_or(OnRetentionLocked::Fail, |v| v.on_retention_locked)
+        self.on_retention_locked
     }
 }
 

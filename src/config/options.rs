@@ -327,12 +327,36 @@ pub static OPTIONS: &[Spec] = &[
         doc: "Part size of multipart archives: 1MB times a power of two, up to 4096MB. Archives have at most 10,000 parts (16MB: 156 GiB per data file); a stream that fits in one part is one UploadArchive.",
     },
     Spec {
+        name: "object_lock_mode",
+        group: Group::Plugin,
+        uses: Uses::Backup,
+        secret: false,
+        default: Default::Text("no lock"),
+        doc: "S3 Object Lock on every object a backup writes (table data, metadata, manifests): `governance` (users with `s3:BypassGovernanceRetention` may shorten it) or `compliance` (nobody can, not even the root user). Needs `object_lock_retention` and a bucket with versioning and Object Lock; each lock is read back after the write, and a lock that cannot be confirmed fails the backup. See [Object Lock](#s3-object-lock-immutable-backups).",
+    },
+    Spec {
+        name: "object_lock_retention",
+        group: Group::Plugin,
+        uses: Uses::Backup,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "How long each object stays locked from its write: `30d`, `1y`, `12h` (at most 10 years).",
+    },
+    Spec {
+        name: "object_lock_legal_hold",
+        group: Group::Plugin,
+        uses: Uses::Backup,
+        secret: false,
+        default: Default::Value("false"),
+        doc: "`true`: every object written also gets a legal hold (no expiry; `legal-hold off` lifts it).",
+    },
+    Spec {
         name: "on_retention_locked",
-        group: Group::Vault,
+        group: Group::Plugin,
         uses: Uses::All,
         secret: false,
         default: Default::Value("fail"),
-        doc: "When the vault's lock policy refuses to delete a young archive: `fail` (delete nothing more, exit 1) or `defer` (delete the rest, keep the archive for `purge`).",
+        doc: "When a retention lock (Object Lock, a legal hold, or a vault's lock policy) refuses a delete: `fail` (delete nothing more, exit 1, say until when) or `defer` (keep what is locked for `purge`; an Object Lock backup is kept whole until none of it is locked).",
     },
     Spec {
         name: "backup_multipart_chunksize",
@@ -510,7 +534,7 @@ mod tests {
         assert!(!OPTIONS[0].doc.is_empty());
         assert!(secret_names().any(|n| n == "aws_secret_access_key"));
         assert!(secret_names().any(|n| n == crate::PLUGIN_NAME));
-        assert_eq!(vault_names().count(), 5);
+        assert_eq!(vault_names().count(), 4);
     }
 
     /// The README's option table is this table: an option documented is an

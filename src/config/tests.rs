@@ -403,6 +403,36 @@ fn addressing_tls_and_proxy() {
 }
 
 #[test]
+fn object_lock_options_and_their_example() {
+    let c = Config::parse(include_str!("../../plugin-config-examples/s3-object-lock.yaml")).unwrap();
+    let lock = c.object_lock.unwrap();
+    assert_eq!(lock.retention, Some((crate::config::LockMode::Governance, Duration::from_secs(30 * 86_400))));
+    assert!(!lock.legal_hold);
+    assert_eq!(c.on_retention_locked, OnRetentionLocked::Defer);
+    assert_eq!(Config::parse(MINIMAL).unwrap().object_lock, None);
+    let with = |extra: &str| format!("{MINIMAL}{extra}");
+    let c = Config::parse(&with("  object_lock_legal_hold: \"true\"\n")).unwrap();
+    assert_eq!(c.object_lock.unwrap().retention, None);
+    let c = Config::parse(&with("  object_lock_mode: COMPLIANCE\n  object_lock_retention: 1y\n")).unwrap();
+    assert_eq!(c.object_lock.unwrap().retention.map(|r| r.0), Some(crate::config::LockMode::Compliance));
+    for (extra, needle) in [
+        ("  object_lock_mode: strict\n  object_lock_retention: 1d\n", "must be governance or compliance"),
+        ("  object_lock_mode: governance\n", "needs object_lock_retention"),
+        ("  object_lock_retention: 1d\n", "needs object_lock_mode"),
+        ("  object_lock_mode: governance\n  object_lock_retention: 11y\n", "at most 10 years"),
+        ("  object_lock_mode: governance\n  object_lock_retention: 0\n", "at least one second"),
+        ("  storage: glacier\n  vault: v\n  object_lock_legal_hold: \"true\"\n", "do not apply with storage: glacier"),
+        ("  on_retention_locked: later\n", "fail or defer"),
+    ] {
+        let m = err(&with(extra));
+        assert!(m.contains(needle), "{extra}: {m}");
+    }
+    // A restore is not stopped by a bad backup-only lock option.
+    let text = with("  object_lock_mode: strict\n  object_lock_retention: 1d\n");
+    assert!(Config::parse_for(&text, Purpose::Restore).is_ok());
+}
+
+#[test]
 fn the_cold_storage_and_kms_examples_mean_what_they_say() {
     let c = Config::parse(include_str!("../../plugin-config-examples/s3-deep-archive.yaml")).unwrap();
     assert_eq!(c.storage_class.as_deref(), Some("DEEP_ARCHIVE"));

@@ -1,6 +1,6 @@
 //! `storage: glacier` and the vault options (`vault`, `account_id`,
-//! `glacier_endpoint`, `vault_part_size`, `on_retention_locked`), checked
-//! together: they apply only to a vault.
+//! `glacier_endpoint`, `vault_part_size`), checked together: they apply
+//! only to a vault.
 
 use super::options;
 use super::values::{Values, endpoint_url};
@@ -37,7 +37,7 @@ pub const MIN_VAULT_PART_SIZE: u64 = MIB;
 pub const MAX_VAULT_PART_SIZE: u64 = 4096 * MIB;
 
 /// The vault the options select, or `None` for S3 only.
-pub fn parse(values: &mut Values, tls: bool) -> Option<Vault> {
+pub fn parse(values: &mut Values, tls: bool, on_retention_locked: OnRetentionLocked) -> Option<Vault> {
     let glacier = match values.given("storage").map(str::to_ascii_lowercase).as_deref() {
         None | Some("s3") => false,
         Some("glacier") => true,
@@ -94,14 +94,6 @@ pub fn parse(values: &mut Values, tls: bool) -> Option<Vault> {
         Some(Err(why)) => {
             values.problem(format!("vault_part_size: {why}"));
             default_part
-        }
-    };
-    let on_retention_locked = match values.given("on_retention_locked").unwrap_or("fail") {
-        "fail" => OnRetentionLocked::Fail,
-        "defer" => OnRetentionLocked::Defer,
-        _ => {
-            values.problem("on_retention_locked must be fail or defer");
-            OnRetentionLocked::Fail
         }
     };
     Some(Vault { name, account_id, endpoint, part_size, on_retention_locked })

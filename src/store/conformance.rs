@@ -33,6 +33,7 @@ pub async fn run(store: Arc<dyn Store>, prefix: &str) {
     multipart(&*store, prefix, &name, ObjectClass::Payload).await;
     listings_and_deletes(&*store, prefix, &name).await;
     aborted_uploads(&*store, prefix, &name).await;
+    versions(&*store, prefix, &name).await;
     let left = paging::keys(&*store, prefix).await.unwrap();
     assert!(left.is_empty(), "{name}: the suite left {left:?}");
 }
@@ -193,6 +194,37 @@ async fn aborted_uploads(store: &dyn Store, prefix: &str, name: &str) {
     if let Err(e) = store.abort_upload(&key, &upload.upload_id()).await {
         assert!(e.is(Kind::AccessDenied), "{name}: abort again: {e}");
     }
+}
+
+/// A store says whether it keeps versions; one that does lists every
+/// version of a key (the newest marked current) and delete markers, and
+/// deletes them by version id until none is left. Objects without a lock
+/// have none to report.
+async fn versions(store: &dyn Store, prefix: &str, name: &str) {
+    let bucket = store.bucket_lock().await.unwrap_or_else(|e| panic!("{name}: bucket_lock: {e}"));
+    let key = format!("{prefix}versioned");
+    for seed in [1, 2] {
+        store.put(&key, bytes(10, seed), &Vec::new(), ObjectClass::Metadata).await.unwrap();
+    }
+    let state = store.lock_state(&key, None).await.unwrap_or_else(|e| panic!("{name}: lock_state: {e}"));
+    if !bucket.lock_enabled {
+        assert_eq!(state, super::LockState::default(), "{name}: a lock without Object Lock");
+    }
+    if !bucket.versioned() {
+        delete(store, std::slice::from_ref(&key), name).await;
+        return;
+    }
+    delete(store, std::slice::from_ref(&key), name).await;
+    let found = paging::versions(store, &key).await.unwrap_or_else(|e| panic!("{name}: list versions: {e}"));
+    let mine: Vec<_> = found.iter().filter(|v| v.key == key).collect();
+    assert_eq!(mine.len(), 3, "{name}: two versions and a delete marker expected: {found:?}");
+    assert!(mine.iter().any(|v| v.delete_marker && v.latest), "{name}: the marker is not current: {found:?}");
+    assert_eq!(mine.iter().filter(|v| v.latest).count(), 1, "{name}: {found:?}");
+    let ids: Vec<(String, String)> = mine.iter().map(|v| (v.key.clone(), v.version_id.clone())).collect();
+    let outcome = store.delete_versions(&ids, false).await.unwrap_or_else(|e| panic!("{name}: delete versions: {e}"));
+    assert!(outcome.refused.is_empty(), "{name}: {outcome:?}");
+    let left = paging::versions(store, &key).await.unwrap();
+    assert!(left.iter().all(|v| v.key != key), "{name}: versions left: {left:?}");
 }
 
 async fn delete(store: &dyn Store, keys: &[String], name: &str) {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::config::RestoreTier;
+use crate::config::{LockMode, RestoreTier};
 use crate::error::{Error, Result};
 
 pub mod aws;
@@ -222,6 +222,61 @@ pub struct DeleteOutcome {
     pub kept: Vec<(String, String)>,
 }
 
+/// The Object Lock state of one object version, as the service reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockState {
+    /// The retention mode and the date it ends; `None`: no retention.
+    pub retention: Option<(LockMode, chrono::DateTime<chrono::Utc>)>,
+    pub legal_hold: bool,
+}
+
+impl LockState {
+    /// Whether a delete of this version is refused at `now` (without a
+    /// GOVERNANCE bypass).
+    pub fn locked_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.legal_hold || self.retention.is_some_and(|(_, until)| until > now)
+    }
+}
+
+/// Versioning and Object Lock of the bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketLock {
+    /// `Enabled`, `Suspended`, or `None` (never enabled, or the service
+    /// does not implement versioning).
+    pub versioning: Option<String>,
+    /// Object Lock is enabled on the bucket.
+    pub lock_enabled: bool,
+    /// The bucket's default retention: mode and period in words (`30
+    /// days`), applied by the service to every new object version.
+    pub default_retention: Option<(String, String)>,
+}
+
+impl BucketLock {
+    /// Objects have versions (a suspended bucket keeps the old ones).
+    pub fn versioned(&self) -> bool {
+        self.versioning.is_some()
+    }
+}
+
+/// One version of an object, or a delete marker, as a version listing
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub key: String,
+    pub version_id: String,
+    pub delete_marker: bool,
+    /// The current version of its key.
+    pub latest: bool,
+}
+
+/// One page of a version listing, and the (key, version id) markers of
+/// the next.
+#[derive(Debug, Default)]
+pub struct VersionPage {
+    pub versions: Vec<ObjectVersion>,
+    pub next: Option<(String, String)>,
+}
+
 /// What [`Store::recover`] did.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -322,6 +377,57 @@ pub trait Store: Send + Sync {
     /// Keys under `prefix` kept by [`Store::defer_delete`].
     async fn deferred_deletes(&self, _prefix: &str) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+
+    /// Stores a probe (a check's object, never part of a backup) in one
+    /// request, without the Object Lock backups get.
+    async fn put_probe(&self, key: &str, data: Bytes, class: ObjectClass) -> Result<()> {
+        self.put(key, data, &Vec::new(), class).await
+    }
+
+    /// The bucket's versioning and Object Lock; a store without them says
+    /// so (the default).
+    async fn bucket_lock(&self) -> Result<BucketLock> {
+        Ok(BucketLock::default())
+    }
+
+    /// One page of the versions and delete markers under `prefix`, in key
+    /// order, the newest version of a key first.
+    async fn list_versions_page(&self, prefix: &str, _next: Option<(String, String)>) -> Result<VersionPage> {
+        Err(Error::service(format!("{} keeps no object versions", self.url(prefix))))
+    }
+
+    /// Deletes these versions (key, version id), up to [`DELETE_BATCH`];
+    /// `bypass_governance` sends the GOVERNANCE bypass. Versions a lock
+    /// refuses are reported in `refused` (keyed `key?versionId=id`).
+    async fn delete_versions(&self, versions: &[(String, String)], _bypass_governance: bool) -> Result<DeleteOutcome> {
+        match versions.first() {
+            None => Ok(DeleteOutcome::default()),
+            Some((key, _)) => Err(Error::service(format!("{} keeps no object versions", self.url(key)))),
+        }
+    }
+
+    /// The Object Lock state of `key` (its current version, or `version`).
+    async fn lock_state(&self, _key: &str, _version: Option<&str>) -> Result<LockState> {
+        Ok(LockState::default())
+    }
+
+    /// Sets the retention of `key` (the current version, or `version`);
+    /// shortening GOVERNANCE needs `bypass_governance`.
+    async fn set_retention(
+        &self,
+        key: &str,
+        _version: Option<&str>,
+        _mode: LockMode,
+        _until: chrono::DateTime<chrono::Utc>,
+        _bypass_governance: bool,
+    ) -> Result<()> {
+        Err(Error::service(format!("{} cannot hold an Object Lock retention", self.url(key))))
+    }
+
+    /// Sets or lifts the legal hold of `key` (the current version, or `version`).
+    async fn set_legal_hold(&self, key: &str, _version: Option<&str>, _on: bool) -> Result<()> {
+        Err(Error::service(format!("{} cannot hold an Object Lock legal hold", self.url(key))))
     }
 
     /// Finishes or undoes what interrupted writes under `prefix` left

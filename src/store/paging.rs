@@ -46,6 +46,15 @@ pub async fn keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>> {
     objects(store, prefix).map_ok(|page| page.into_iter().map(|o| o.key).collect::<Vec<_>>()).try_concat().await
 }
 
+/// Every version and delete marker under `prefix`, page by page.
+pub async fn versions(store: &dyn Store, prefix: &str) -> Result<Vec<super::ObjectVersion>> {
+    collect(move |next| async move {
+        let page = store.list_versions_page(prefix, next).await?;
+        Ok((page.versions, page.next))
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

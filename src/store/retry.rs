@@ -24,10 +24,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectHead,
-    ObjectState, PartTag, Recovered, RestoreLifetime, RestoreRequested, Store,
+    BucketLock, CredentialSource, DeleteOutcome, Fact, Fetched, ListPage, LockState, Metadata, MultipartUpload,
+    ObjectClass, ObjectHead, ObjectState, PartTag, Recovered, RestoreLifetime, RestoreRequested, Store, VersionPage,
 };
-use crate::config::RestoreTier;
+use crate::config::{LockMode, RestoreTier};
 use crate::error::Result;
 
 /// How hard to try.
@@ -224,6 +224,48 @@ impl Store for Retrying {
     async fn deferred_deletes(&self, prefix: &str) -> Result<Vec<String>> {
         let what = format!("list deferred deletes under {}", self.url(prefix));
         self.shared.run(&what, || self.inner.deferred_deletes(prefix)).await
+    }
+
+    async fn put_probe(&self, key: &str, data: Bytes, class: ObjectClass) -> Result<()> {
+        let what = format!("upload to {}", self.url(key));
+        self.shared.run(&what, || self.inner.put_probe(key, data.clone(), class)).await
+    }
+
+    async fn bucket_lock(&self) -> Result<BucketLock> {
+        let what = format!("look up the versioning and Object Lock of {}", self.url(""));
+        self.shared.run(&what, || self.inner.bucket_lock()).await
+    }
+
+    async fn list_versions_page(&self, prefix: &str, next: Option<(String, String)>) -> Result<VersionPage> {
+        let what = format!("list the versions under {}", self.url(prefix));
+        self.shared.run(&what, || self.inner.list_versions_page(prefix, next.clone())).await
+    }
+
+    async fn delete_versions(&self, versions: &[(String, String)], bypass_governance: bool) -> Result<DeleteOutcome> {
+        let what = format!("delete {} object versions", versions.len());
+        self.shared.run(&what, || self.inner.delete_versions(versions, bypass_governance)).await
+    }
+
+    async fn lock_state(&self, key: &str, version: Option<&str>) -> Result<LockState> {
+        let what = format!("look up the Object Lock of {}", self.url(key));
+        self.shared.run(&what, || self.inner.lock_state(key, version)).await
+    }
+
+    async fn set_retention(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        mode: LockMode,
+        until: chrono::DateTime<chrono::Utc>,
+        bypass_governance: bool,
+    ) -> Result<()> {
+        let what = format!("set the retention of {}", self.url(key));
+        self.shared.run(&what, || self.inner.set_retention(key, version, mode, until, bypass_governance)).await
+    }
+
+    async fn set_legal_hold(&self, key: &str, version: Option<&str>, on: bool) -> Result<()> {
+        let what = format!("set the legal hold of {}", self.url(key));
+        self.shared.run(&what, || self.inner.set_legal_hold(key, version, on)).await
     }
 }
 

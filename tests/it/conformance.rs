@@ -1,7 +1,7 @@
 //! The store conformance suite (`src/store/conformance.rs`) against every
 //! real backend: s3s-fs (Garage under `make test-compat`, or the external
 //! endpoint of `S3_TEST_ENDPOINT`), moto with payloads in an instant and an
-//! archived class, and a Glacier vault on fakecloud beside an s3s-fs
+//! archived class and on a versioned bucket, and a Glacier vault on fakecloud beside an s3s-fs
 //! bucket. The in-memory store runs it as a unit test.
 
 use gpbackup_s3_plugin::commands::store_settings;
@@ -32,6 +32,20 @@ fn moto_conforms_with_instant_and_archived_payloads() {
     let server = Server::start_moto();
     conforms(&Cluster::new(&server, &[]));
     conforms(&Cluster::new(&server, &[("storage_class", "GLACIER")]));
+}
+
+#[test]
+fn moto_conforms_on_a_versioned_bucket() {
+    let server = Server::start_moto();
+    let bucket = format!("{}-ver", server.bucket);
+    assert!(server.curl(&bucket, &["-X", "PUT"]).status.success());
+    let body = "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
+    let out = server.curl(
+        &format!("{bucket}?versioning"),
+        &["-X", "PUT", "-H", "Content-Type: application/xml", "--data-binary", body],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    conforms(&Cluster::new(&server, &[("bucket", &bucket)]));
 }
 
 #[test]

@@ -18,5 +18,6 @@ mod gpbackup_e2e;
 mod hardening_data;
 mod hardening_input;
 mod integrity;
+mod object_lock;
 mod protocol;
 mod s3_options;

@@ -214,6 +214,7 @@ async fn chains_name_their_missing_links() {
         &memory,
         &layout::backup_prefix(FOLDER, full).unwrap(),
         crate::config::OnRetentionLocked::Fail,
+        false,
     )
     .await
     .unwrap();

@@ -7,13 +7,12 @@
 //! and part), no `x-amz-checksum-*` header, a signed payload hash. The
 //! plugin's own end-to-end integrity records do not depend on this choice.
 
+use super::objects::content_md5;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use base64::Engine as _;
-use md5::Digest as _;
 
 pub use crate::config::Checksums;
 
@@ -39,10 +38,6 @@ impl RequestChecksums for Checksums {
     fn unsigned_payload(self) -> bool {
         self == Checksums::Crc32c
     }
-}
-
-fn content_md5(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
 
 /// Keeps the SDK's flexible checksums off the wire and puts Content-MD5 on

@@ -6,7 +6,9 @@
 //! - [`objects`]: single-request writes, ranged reads, listings, deletes;
 //! - [`multipart`]: uploads in parts and their completion;
 //! - [`sse`]: the server-side encryption and tagging headers of writes;
-//! - [`restore`]: the state of archived objects and restore requests.
+//! - [`restore`]: the state of archived objects and restore requests;
+//! - [`lock`]: Object Lock (writes confirmed locked), versions, deletes by
+//!   version id.
 
 use std::ops::Range;
 
@@ -16,15 +18,16 @@ use bytes::Bytes;
 
 use super::aws::{self, Credentials};
 use super::{
-    CredentialSource, DeleteOutcome, Fetched, ListPage, Metadata, MultipartUpload, ObjectClass, ObjectHead,
-    ObjectState, RestoreRequested, Store,
+    BucketLock, CredentialSource, DeleteOutcome, Fetched, ListPage, LockState, Metadata, MultipartUpload, ObjectClass,
+    ObjectHead, ObjectState, RestoreRequested, Store, VersionPage,
 };
-use crate::config::{Encryption, RestoreTier};
+use crate::config::{Encryption, LockMode, ObjectLock, RestoreTier};
 use crate::error::{Error, Result};
 pub use checksums::Checksums;
 
 mod checksums;
 mod client;
+pub(crate) mod lock;
 mod multipart;
 mod objects;
 mod restore;
@@ -50,8 +53,11 @@ pub struct S3Settings {
     pub tags: Vec<(String, String)>,
     /// Which request checksums are sent (legacy servers refuse some).
     pub checksums: Checksums,
+    /// Object Lock on every object written (not on probes); `None`: none.
+    pub lock: Option<ObjectLock>,
 }
 
+#[derive(Clone)]
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -63,6 +69,7 @@ pub struct S3Store {
     /// `x-amz-tagging` value for every write.
     tagging: Option<String>,
     checksums: Checksums,
+    lock: Option<ObjectLock>,
     credentials: Credentials,
 }
 
@@ -78,6 +85,7 @@ impl S3Store {
             encryption: settings.encryption.clone(),
             tagging: sse::tagging(&settings.tags),
             checksums: settings.checksums,
+            lock: settings.lock,
             credentials,
         })
     }
@@ -105,7 +113,11 @@ impl Store for S3Store {
     }
 
     async fn put(&self, key: &str, data: Bytes, metadata: &Metadata, class: ObjectClass) -> Result<()> {
-        self.put_object(key, data, metadata, class).await
+        self.put_object(key, data, metadata, class, true).await
+    }
+
+    async fn put_probe(&self, key: &str, data: Bytes, class: ObjectClass) -> Result<()> {
+        self.put_object(key, data, &Vec::new(), class, false).await
     }
 
     async fn start_multipart(
@@ -154,5 +166,44 @@ impl Store for S3Store {
 
     async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
         self.list_uploads(prefix).await
+    }
+
+    async fn defer_delete(&self, key: &str) -> Result<()> {
+        self.write_deferred(key).await
+    }
+
+    async fn deferred_deletes(&self, prefix: &str) -> Result<Vec<String>> {
+        self.read_deferred(prefix).await
+    }
+
+    async fn bucket_lock(&self) -> Result<BucketLock> {
+        self.bucket_lock_config().await
+    }
+
+    async fn list_versions_page(&self, prefix: &str, next: Option<(String, String)>) -> Result<VersionPage> {
+        self.list_versions(prefix, next).await
+    }
+
+    async fn delete_versions(&self, versions: &[(String, String)], bypass_governance: bool) -> Result<DeleteOutcome> {
+        self.delete_object_versions(versions, bypass_governance).await
+    }
+
+    async fn lock_state(&self, key: &str, version: Option<&str>) -> Result<LockState> {
+        self.lock_state_of(key, version).await
+    }
+
+    async fn set_retention(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        mode: LockMode,
+        until: chrono::DateTime<chrono::Utc>,
+        bypass_governance: bool,
+    ) -> Result<()> {
+        self.put_retention(key, version, mode, until, bypass_governance).await
+    }
+
+    async fn set_legal_hold(&self, key: &str, version: Option<&str>, on: bool) -> Result<()> {
+        self.put_legal_hold(key, version, on).await
     }
 }

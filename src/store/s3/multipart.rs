@@ -10,7 +10,8 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use bytes::Bytes;
 
 use super::checksums::RequestChecksums as _;
-use super::objects::{not_s3, to_map};
+use super::lock::{Planned, lock_headers};
+use super::objects::{content_md5, not_s3, to_map};
 use super::sse::{sse_c, sse_create};
 use super::{Checksums, S3Store};
 use crate::config::CustomerKey;
@@ -25,6 +26,7 @@ impl S3Store {
         metadata: &Metadata,
         class: ObjectClass,
     ) -> Result<Box<dyn MultipartUpload>> {
+        let planned = self.planned_lock();
         let request = self
             .client
             .create_multipart_upload()
@@ -33,7 +35,10 @@ impl S3Store {
             .set_metadata(to_map(metadata))
             .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
             .set_tagging(self.tagging.clone())
+            // Every part carries its CRC32C (in the default mode): also
+            // what S3 requires of uploads with a retention.
             .set_checksum_algorithm((self.checksums == Checksums::Crc32c).then_some(ChecksumAlgorithm::Crc32C));
+        let request = lock_headers!(request, planned.as_ref());
         let out = sse_create!(request, &self.encryption)
             .send()
             .await
@@ -42,6 +47,7 @@ impl S3Store {
             Error::service(format!("start multipart upload to {}: the server returned no upload id", self.url(key)))
         })?;
         Ok(Box::new(S3Multipart {
+            store: planned.map(|p| (self.clone(), p)),
             server: self.server.clone(),
             client: self.client.clone(),
             bucket: self.bucket.clone(),
@@ -105,6 +111,8 @@ impl S3Store {
 const UNSUPPORTED: &str = "NotImplemented";
 
 struct S3Multipart {
+    /// With a lock: the store that confirms it after completion, and the lock.
+    store: Option<(S3Store, Planned)>,
     server: String,
     client: Client,
     bucket: String,
@@ -117,6 +125,15 @@ struct S3Multipart {
 impl S3Multipart {
     fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    /// After completion: the object's lock read back (and applied where
+    /// the server ignored CreateMultipartUpload's lock headers).
+    async fn confirm_lock(&self, version: Option<&str>) -> Result<()> {
+        match &self.store {
+            Some((store, planned)) => store.confirm_lock(&self.key, version, planned).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -135,7 +152,9 @@ impl MultipartUpload for S3Multipart {
             .upload_id(&self.upload_id)
             .part_number(number as i32)
             .set_checksum_crc32_c(self.checksums.crc32c(&data))
-            .set_content_md5(self.checksums.md5(&data))
+            // Locked uploads: Content-MD5 too, which some servers demand of
+            // every part of an object with a retention.
+            .set_content_md5(self.store.as_ref().map(|_| content_md5(&data)).or_else(|| self.checksums.md5(&data)))
             .body(ByteStream::from(data));
         let mut request = sse_c!(request, self.customer_key.as_ref()).customize();
         if self.checksums.unsigned_payload() {
@@ -174,7 +193,9 @@ impl MultipartUpload for S3Multipart {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
         // SSE-C objects stored with checksums need the key to complete.
         let err = match sse_c!(request, self.customer_key.as_ref()).send().await {
-            Ok(out) if out.e_tag().is_some_and(|t| !t.is_empty()) => return Ok(()),
+            Ok(out) if out.e_tag().is_some_and(|t| !t.is_empty()) => {
+                return self.confirm_lock(out.version_id()).await;
+            }
             // A 200 that is not S3's: whether the object is ours is checked below.
             Ok(_) => not_s3(&self.server, "complete multipart upload to", &self.url()),
             Err(e) => classify("complete multipart upload to", &self.url(), e),
@@ -187,7 +208,7 @@ impl MultipartUpload for S3Multipart {
             if let Ok(out) = sse_c!(head, self.customer_key.as_ref()).send().await
                 && out.e_tag().map(|t| t.trim_matches('"')) == Some(expected.as_str())
             {
-                return Ok(());
+                return self.confirm_lock(out.version_id()).await;
             }
         }
         Err(err)

@@ -10,6 +10,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, ObjectIdentifier, StorageClas
 use bytes::{Bytes, BytesMut};
 
 use super::checksums::RequestChecksums as _;
+use super::lock::lock_headers;
 use super::sse::{sse_c, sse_create};
 use super::{Checksums, S3Store};
 use crate::config::{ARCHIVED_CLASSES, CustomerKey, Encryption};
@@ -52,7 +53,12 @@ impl S3Store {
         data: Bytes,
         metadata: &Metadata,
         class: ObjectClass,
+        locked: bool,
     ) -> Result<()> {
+        let planned = if locked { self.planned_lock() } else { None };
+        // S3 requires Content-MD5 (or x-amz-sdk-checksum-algorithm) of a
+        // write with a retention; moto insists on one of these two.
+        let md5 = planned.as_ref().map(|_| content_md5(&data));
         let request = self
             .client
             .put_object()
@@ -61,9 +67,11 @@ impl S3Store {
             .set_metadata(to_map(metadata))
             .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
             .set_tagging(self.tagging.clone())
+            // Also the checksum S3 requires of a write with a retention.
             .set_checksum_crc32_c(self.checksums.crc32c(&data))
-            .set_content_md5(self.checksums.md5(&data))
+            .set_content_md5(md5.or_else(|| self.checksums.md5(&data)))
             .body(ByteStream::from(data));
+        let request = lock_headers!(request, planned.as_ref());
         let mut request = sse_create!(request, &self.encryption).customize();
         if self.checksums.unsigned_payload() {
             request = request.disable_payload_signing();
@@ -73,6 +81,9 @@ impl S3Store {
         // without one came from something else (a gateway's page).
         if out.e_tag().is_none_or(str::is_empty) {
             return Err(not_s3(&self.server, "upload to", &self.url(key)));
+        }
+        if let Some(planned) = &planned {
+            self.confirm_lock(key, out.version_id(), planned).await?;
         }
         Ok(())
     }
@@ -306,6 +317,12 @@ pub(super) fn from_map(map: Option<&HashMap<String, String>>) -> Metadata {
 pub(super) fn crc32c_header(data: &[u8]) -> String {
     let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32;
     aws_smithy_types::base64::encode(crc.to_be_bytes())
+}
+
+/// The `Content-MD5` value of `data`.
+pub(super) fn content_md5(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    aws_smithy_types::base64::encode(Md5::digest(data))
 }
 
 /// `bytes 0-99/1234` -> (0, 99, 1234).

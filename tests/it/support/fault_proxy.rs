@@ -62,6 +62,10 @@ pub struct Faults {
     /// unsigned payloads; require a correct Content-MD5 on DeleteObjects
     /// (and check it wherever one is sent).
     pub legacy: bool,
+    /// Answer every DeleteObjects (`POST ...?delete`) without forwarding,
+    /// with S3's 200 DeleteResult refusing each key (and version) with
+    /// the per-key AccessDenied an Object Lock retention produces.
+    pub deny_delete_keys: bool,
 }
 
 #[derive(Debug, Default)]
@@ -244,6 +248,16 @@ fn serve(
             )?;
             continue;
         }
+        if faults.deny_delete_keys && request_line.starts_with("POST ") && request_line.contains("?delete") {
+            stats.denials.fetch_add(1, Ordering::Relaxed);
+            let xml = refuse_every_key(&String::from_utf8_lossy(&body));
+            write!(
+                client,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            continue;
+        }
         if rng.chance(faults.html) {
             stats.pages.fetch_add(1, Ordering::Relaxed);
             let page = "<html><head><title>Service Unavailable</title></head><body><h1>Please try again later</h1></body></html>";
@@ -357,6 +371,27 @@ fn strip_connection_close(response: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&response[end..]);
     out
+}
+
+/// S3's DeleteResult for a DeleteObjects body whose every object a lock
+/// refuses.
+fn refuse_every_key(body: &str) -> String {
+    let field = |chunk: &str, name: &str| {
+        chunk.split(&format!("<{name}>")).nth(1).and_then(|r| r.split(&format!("</{name}>")).next()).map(str::to_string)
+    };
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+    );
+    for object in body.split("<Object>").skip(1) {
+        let key = field(object, "Key").unwrap_or_default();
+        let version = field(object, "VersionId").map(|v| format!("<VersionId>{v}</VersionId>")).unwrap_or_default();
+        xml.push_str(&format!(
+            "<Error><Key>{key}</Key>{version}<Code>AccessDenied</Code><Message>Access Denied because object protected \
+             by object lock.</Message></Error>"
+        ));
+    }
+    xml.push_str("</DeleteResult>");
+    xml
 }
 
 /// A listing with two keys outside any prefix added, as a server or
