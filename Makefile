@@ -6,6 +6,9 @@
 #                     supported Greenplum host), its tarball, .deb and .rpm in
 #                     dist/ (scripts/dist.sh; Zig and cargo-zigbuild from
 #                     scripts/ensure-zigbuild.sh; about 10 minutes)
+#   make test-dist    check dist/: portability (scripts/check-portable.sh),
+#                     the packages, the protocol tests and the demo with the
+#                     dist executable (scripts/test-dist.sh); CI runs it
 #   make install      copy target/release/gpbackup_s3_plugin to $GPHOME/bin,
 #                     or BIN=dist/gpbackup_s3_plugin (see the note at the target)
 #   make demo         build, then replay a small gpbackup/gprestore run against
@@ -37,7 +40,7 @@ CARGO ?= cargo
 # in the environment does not).
 BIN := target/release/gpbackup_s3_plugin
 
-.PHONY: all build dist install demo test test-e2e test-compat lint fmt clippy fmt-check bench clean
+.PHONY: all build dist test-dist install demo test test-e2e test-compat lint fmt clippy fmt-check bench clean
 
 all: build
 
@@ -46,6 +49,10 @@ build:
 
 dist:
 	bash scripts/dist.sh
+
+# After `make test` in CI: the dist executable is what runs on the hosts.
+test-dist: dist
+	bash scripts/test-dist.sh
 
 # On a cluster the plugin must be at the same path on every host (the
 # coordinator, every segment host, and standby/mirror hosts). After
