@@ -11,7 +11,10 @@
 #    no rpm feature RHEL 7's rpm lacks.
 # 3. The protocol tests (tests/it/protocol.rs) run against it
 #    (PLUGIN_UNDER_TEST), with s3s-fs as the server.
-# 4. The demo (scripts/demo.sh) runs with it (PLUGIN=...), PostgreSQL's
+# 4. The check can fail: it refuses the dist executable against glibc 2.16,
+#    the development build (target/release, linked against this machine's
+#    glibc when that is newer than 2.17) and git (it links zlib).
+# 5. The demo (scripts/demo.sh) runs with it (PLUGIN=...), PostgreSQL's
 #    COPY ... PROGRAM step included when PostgreSQL is there.
 #
 # What cannot be checked here: a run on an actual glibc 2.17 userland.
@@ -89,6 +92,32 @@ cmp "$bin" "$scratch/rpm$prefix/bin/gpbackup_s3_plugin" || fail "the .rpm's exec
 step "protocol tests against dist/gpbackup_s3_plugin"
 bash "$here/ensure-s3s-fs.sh" >/dev/null
 PLUGIN_UNDER_TEST=$bin cargo test --release --test it protocol::
+
+step "the portability check refuses what would not run on every host"
+# A check that always passes proves nothing: each of these must fail, for
+# the reason given.
+refuses() {
+    local bin=$1 floor=$2 reason=$3 out
+    if out=$(bash "$here/check-portable.sh" "$bin" "$floor" 2>&1); then
+        fail "check-portable.sh passed $bin against glibc $floor; it must refuse it ($reason)"
+    fi
+    grep -qE -- "$reason" <<<"$out" || fail "check-portable.sh refused $bin, but not for '$reason':
+$out"
+    echo "refused $bin (glibc $floor): $(grep -E -m 1 -- "$reason" <<<"$out" | sed 's/^ *- //' | cut -c 1-100)"
+}
+# The dist executable itself, against a floor below the one it needs.
+refuses "$bin" 2.16 "needs GLIBC_2\.17 \(newer than 2\.16\)"
+# The development build, linked against this machine's glibc.
+host_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }')
+if [ -n "$host_glibc" ] && [ "$(printf '%s\n%s\n' "$host_glibc" "$glibc" | sort -V | tail -n 1)" != "$glibc" ]; then
+    [ -x target/release/gpbackup_s3_plugin ] || fail "target/release/gpbackup_s3_plugin is missing"
+    refuses target/release/gpbackup_s3_plugin "$glibc" "needs GLIBC_[0-9.]+ \(newer than $glibc\)"
+else
+    echo "this machine's glibc (${host_glibc:-unknown}) is not newer than $glibc: its own builds may well be portable"
+fi
+# An executable that links a library some hosts lack (git: zlib, PCRE2).
+git_bin=$(command -v git) || fail "git is needed for this check"
+refuses "$git_bin" "$glibc" "links [^ ]+, which is not on every host"
 
 step "the demo with dist/gpbackup_s3_plugin"
 PLUGIN=$bin bash "$here/demo.sh"
