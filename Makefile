@@ -5,7 +5,7 @@
 #   make dist         the portable release build (glibc 2.17 and newer: every
 #                     supported Greenplum host), its tarball, .deb and .rpm in
 #                     dist/ (scripts/dist.sh; Zig and cargo-zigbuild from
-#                     scripts/ensure-zigbuild.sh; about 10 minutes)
+#                     scripts/ensure-zigbuild.sh; about 10 minutes of CPU)
 #   make test-dist    check dist/: portability (scripts/check-portable.sh),
 #                     the packages, the protocol tests and the demo with the
 #                     dist executable (scripts/test-dist.sh); CI runs it
