@@ -1,7 +1,16 @@
 # gpbackup_s3_plugin — build, install, demo and test targets.
 #
-#   make build        release build: target/release/gpbackup_s3_plugin
-#   make install      copy it to $GPHOME/bin (see the note at the target)
+#   make build        release build: target/release/gpbackup_s3_plugin (needs
+#                     the build machine's glibc or newer)
+#   make dist         the portable release build (glibc 2.17 and newer: every
+#                     supported Greenplum host), its tarball, .deb and .rpm in
+#                     dist/ (scripts/dist.sh; Zig and cargo-zigbuild from
+#                     scripts/ensure-zigbuild.sh; about 10 minutes of CPU)
+#   make test-dist    check dist/: portability (scripts/check-portable.sh),
+#                     the packages, the protocol tests and the demo with the
+#                     dist executable (scripts/test-dist.sh); CI runs it
+#   make install      copy target/release/gpbackup_s3_plugin to $GPHOME/bin,
+#                     or BIN=dist/gpbackup_s3_plugin (see the note at the target)
 #   make demo         build, then replay a small gpbackup/gprestore run against
 #                     a local S3 server (scripts/demo.sh)
 #   make test         lint, then the unit and integration tests (s3s-fs server,
@@ -26,18 +35,29 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 CARGO ?= cargo
+# What `make install` copies; `make install BIN=dist/gpbackup_s3_plugin` for
+# the portable build of `make dist` (a command-line BIN overrides this; one
+# in the environment does not).
 BIN := target/release/gpbackup_s3_plugin
 
-.PHONY: all build install demo test test-e2e test-compat lint fmt clippy fmt-check bench clean
+.PHONY: all build dist test-dist install demo test test-e2e test-compat lint fmt clippy fmt-check bench clean
 
 all: build
 
 build:
 	$(CARGO) build --release
 
+dist:
+	bash scripts/dist.sh
+
+# After `make test` in CI: the dist executable is what runs on the hosts.
+test-dist: dist
+	bash scripts/test-dist.sh
+
 # On a cluster the plugin must be at the same path on every host (the
 # coordinator, every segment host, and standby/mirror hosts). After
-# `make install` on the coordinator, copy it to the others, for example:
+# `make install` (or `make install BIN=dist/gpbackup_s3_plugin`, the portable
+# build) on the coordinator, copy it to the others, for example:
 #     gpsync -f hostfile $(GPHOME)/bin/gpbackup_s3_plugin =:$(GPHOME)/bin/
 # (gpscp with the same arguments on Greenplum 6), or run
 #     make install HOSTFILE=hostfile
@@ -48,7 +68,7 @@ install:
 	    exit 1; \
 	fi
 	@if [ ! -x "$(BIN)" ]; then \
-	    echo "$(BIN) does not exist: run 'make build' first" >&2; \
+	    echo "$(BIN) does not exist: run 'make build' first (or 'make dist' for dist/gpbackup_s3_plugin)" >&2; \
 	    exit 1; \
 	fi
 	install -m 0755 "$(BIN)" "$(GPHOME)/bin/gpbackup_s3_plugin"

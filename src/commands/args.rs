@@ -52,6 +52,13 @@ pub enum Command {
         #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
         _ignored: Vec<String>,
     },
+    /// Print the version line (as --version); with --build, the commit, build date, compiler and glibc floor
+    #[command(name = "version")]
+    Version {
+        /// Also print where this build came from
+        #[arg(long)]
+        build: bool,
+    },
     /// Check the config and the bucket before a backup
     #[command(name = "setup_plugin_for_backup")]
     SetupPluginForBackup(HookArgs),

@@ -177,6 +177,9 @@ async fn coordinator_context(args: &HookArgs, purpose: Purpose) -> Result<Option
         load_config(&args.config, purpose)?;
         return Ok(None);
     }
+    // The first line of each backup and restore in the coordinator's log
+    // says which build ran (one line per run: segments would repeat it).
+    log::info!("{}", super::version::build_summary());
     Ok(Some(Context::open(&args.config, purpose).await?))
 }
 

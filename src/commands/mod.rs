@@ -44,6 +44,7 @@ pub use wording::explain;
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
+        Command::Version { build } => version::run(build),
         Command::CleanupPluginForRestore(args) => hooks::cleanup_after_restore(&args),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -62,6 +63,7 @@ pub fn run(command: Command) -> Result<()> {
 async fn run_async(command: Command) -> Result<()> {
     match command {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
+        Command::Version { build } => version::run(build),
         Command::SetupPluginForBackup(args) => hooks::setup_for_backup(&args).await,
         Command::SetupPluginForRestore(args) => hooks::setup_for_restore(&args).await,
         Command::CleanupPluginForBackup(args) => hooks::cleanup_after_backup(&args).await,

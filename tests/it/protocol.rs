@@ -21,6 +21,47 @@ fn version_commands_print_exactly_one_line() {
     assert_eq!(tokens[2], env!("CARGO_PKG_VERSION"));
 }
 
+/// `version --build` says where the executable came from, after the very
+/// line `--version` prints; the coordinator's setup hooks log it first, so
+/// each backup's log names the build that ran (and no segment repeats it).
+#[test]
+fn version_build_names_the_build_and_the_coordinator_logs_it() {
+    let home = tempfile::tempdir().unwrap();
+    let line = run_plugin(&["--version".into()], b"", home.path());
+    let out = run_plugin(&["version".into()], b"", home.path());
+    assert_ok(&out);
+    assert_eq!(out.stdout, line.stdout);
+
+    let out = run_plugin(&["version".into(), "--build".into()], b"", home.path());
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().map(str::as_bytes), line.stdout.strip_suffix(b"\n"), "{text}");
+    let facts: Vec<(&str, &str)> = lines.map(|l| l.split_once(": ").unwrap_or_else(|| panic!("{l:?}"))).collect();
+    let keys: Vec<&str> = facts.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, ["commit", "built", "rustc", "target", "glibc"], "{text}");
+    assert!(facts.iter().all(|(_, v)| !v.trim().is_empty()), "{text}");
+    let fact = |key: &str| facts.iter().find(|(k, _)| *k == key).unwrap().1;
+    assert!(fact("rustc").starts_with("rustc "), "{text}");
+    assert_eq!(fact("target"), "x86_64-unknown-linux-gnu", "{text}");
+    assert!(fact("glibc").contains(" or newer"), "{text}");
+    assert!(home.path().read_dir().unwrap().next().is_none(), "version commands must not log");
+
+    let server = Server::start();
+    let c = Cluster::new(&server, &[]);
+    let seg = c.backup_dir("seg0/gpseg0", TS).display().to_string();
+    assert_ok(&c.run("setup_plugin_for_backup", &[&seg, "segment_host"], b""));
+    assert_ok(&c.run("setup_plugin_for_backup", &[&seg, "segment", "\"0\""], b""));
+    assert!(!c.log_text().contains(fact("commit")), "segments log no build line:\n{}", c.log_text());
+    let coord = c.backup_dir("coord/gpseg-1", TS).display().to_string();
+    assert_ok(&c.run("setup_plugin_for_backup", &[&coord, "master", "\"-1\""], b""));
+    let log = c.log_text();
+    let first = log.lines().next().unwrap_or_default();
+    let version = format!("gpbackup_s3_plugin {}: commit {}", env!("CARGO_PKG_VERSION"), fact("commit"));
+    assert!(first.contains("-[INFO]:-") && first.contains(&version), "{log}");
+    assert!(first.contains(&format!("glibc {}", fact("glibc"))), "{first}");
+}
+
 /// The plugin-only checks of gpbackup's plugins/plugin_test.sh, in order.
 #[test]
 fn plugin_test_sh_sequence() {
