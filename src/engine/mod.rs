@@ -4,9 +4,11 @@
 //! integrity records that prove the bytes ([`integrity`]); the host-local
 //! journal of open uploads ([`journal`]); deleting a prefix under retention
 //! locks ([`delete`]); bringing archived objects back ([`thaw`]); and the
-//! seam for a transform of the stored bytes ([`transform`]). Written once;
+//! seam for a transform of the stored bytes ([`transform`]) and its one
+//! transform, client-side encryption in the age format ([`crypt`]). Written once;
 //! the stores only move single parts and ranges.
 
+pub mod crypt;
 pub mod delete;
 pub mod download;
 pub mod integrity;
