@@ -736,4 +736,25 @@ mod tests {
         assert!(failed.to_string().contains("encrypted"), "{failed}");
         assert!(out.0.lock().unwrap().is_empty());
     }
+
+    #[test]
+    fn any_one_of_several_keys_restores() {
+        let (a, b) = (age::x25519::Identity::generate(), age::x25519::Identity::generate());
+        let secret = |i: &age::x25519::Identity| i.to_string().expose_secret().to_string();
+        let both = Age::new(&[a.to_public().to_string(), b.to_public().to_string()], &[], "", "").unwrap();
+        let bytes = data(3 * CHUNK as usize);
+        let stored = encrypt(&both, &bytes);
+        for one in [&a, &b] {
+            let alone = Age::new(&[], &[secret(one)], "", "").unwrap();
+            let (result, written) = decode_all(&alone, &stored);
+            result.unwrap();
+            assert!(written == bytes);
+        }
+        // An identity file may list old and new keys alike.
+        let other = age::x25519::Identity::generate();
+        let listed = Age::new(&[], &[secret(&other), secret(&b)], "", "").unwrap();
+        let (result, written) = decode_all(&listed, &stored);
+        result.unwrap();
+        assert!(written == bytes);
+    }
 }

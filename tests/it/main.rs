@@ -10,6 +10,7 @@ mod bad_input;
 mod cold_storage;
 mod compat;
 mod conformance;
+mod encryption;
 mod faults;
 mod glacier_integrity;
 mod glacier_vault;
