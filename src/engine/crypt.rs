@@ -520,6 +520,7 @@ impl Read for Encrypting {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // lists of one range are the cases
 mod tests {
     use super::*;
     use crate::config::Transfer;
