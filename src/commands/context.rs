@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, Purpose};
 use crate::engine::catalog::lock::{Rule, VaultRetention};
+use crate::engine::crypt::Age;
 use crate::engine::{Identity, Transform};
 use crate::error::Result;
 use crate::store::{self, RetryPolicy, Settings, Store, aws, glacier::VaultSettings, s3::S3Settings};
@@ -15,6 +16,7 @@ use crate::store::{self, RetryPolicy, Settings, Store, aws, glacier::VaultSettin
 pub struct Context {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    transform: Box<dyn Transform>,
 }
 
 impl Context {
@@ -47,7 +49,8 @@ impl Context {
         adjust(&mut settings);
         let store = store::open(&settings).await?;
         super::interrupt::register_store(&store);
-        Ok(Context { config, store })
+        let transform = transform(&config)?;
+        Ok(Context { config, store, transform })
     }
 
     /// The retention a vault lock policy imposes on deletes (`None`: no
@@ -66,14 +69,35 @@ impl Context {
     }
 
     /// The transform between gpbackup's streams and the stored bytes.
-    pub fn transform(&self) -> &'static dyn Transform {
-        &Identity
+    pub fn transform(&self) -> &dyn Transform {
+        &*self.transform
     }
 }
 
 fn unknown_lock(e: &crate::error::Error) -> VaultRetention {
     log::warn!("The vault's lock could not be read, so every backup with archives counts as locked: {e}");
     VaultRetention { state: "unknown".to_string(), rule: Rule::Unknown }
+}
+
+/// Client-side encryption when the config asks for it, else nothing.
+fn transform(config: &Config) -> Result<Box<dyn Transform>> {
+    let keys = &config.client_encryption;
+    if !keys.is_on() {
+        return Ok(Box::new(Identity));
+    }
+    let no_identity = match &keys.identity_file {
+        Some(file) => format!("encryption_identity_file {file} holds no usable private key"),
+        None => "backups here are encrypted (encryption_recipients is set); a restore needs the private key: set \
+                 encryption_identity_file"
+            .to_string(),
+    };
+    Ok(Box::new(Age::new(
+        &keys.recipients,
+        &keys.identities,
+        "this config has encryption_identity_file but no encryption_recipients: a backup needs the public keys to \
+         encrypt to",
+        &no_identity,
+    )?))
 }
 
 /// Reads and validates the config, registering its secrets for redaction

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::size::MIB;
 
+mod cse;
 pub mod options;
 pub use options::{Purpose, Uses};
 mod lock;
@@ -28,6 +29,7 @@ pub mod values;
 mod vault;
 pub mod yaml;
 
+pub use cse::ClientEncryption;
 pub use lock::{LockMode, MAX_RETENTION, ObjectLock};
 pub use redact::redact_copy;
 pub use sse::{CustomerKey, Encryption, read_customer_key};
@@ -114,6 +116,8 @@ pub struct Config {
     /// Storage class of everything else (metadata, TOCs, reports, manifests).
     pub metadata_storage_class: Option<String>,
     pub encryption: Encryption,
+    /// Client-side encryption (age): recipients for backups, identities for restores.
+    pub client_encryption: ClientEncryption,
     /// Extra trusted root certificates (PEM) for the endpoint's TLS.
     pub ca_cert: Option<CaCert>,
     pub connect_timeout: Duration,
@@ -350,6 +354,7 @@ impl Config {
         let mut secrets: Vec<String> =
             options::secret_names().filter_map(|name| v.given(name)).map(str::to_string).collect();
         let encryption = sse::parse(v, &mut secrets);
+        let client_encryption = cse::parse(v, &mut secrets);
         let ca_cert = ca_cert(v, endpoint.as_deref());
 
         let connect_timeout = v.duration("connect_timeout", false).unwrap_or_default();
@@ -418,6 +423,7 @@ impl Config {
             storage_class,
             metadata_storage_class,
             encryption,
+            client_encryption,
             ca_cert,
             connect_timeout,
             read_timeout,

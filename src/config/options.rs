@@ -239,6 +239,22 @@ pub static OPTIONS: &[Spec] = &[
         doc: "SSE-C: file holding the 256-bit key (32 raw bytes, or their base64); never on the command line. The key (with its MD5) is sent with every upload, part, completion, ranged download and lookup, and is redacted from logs and errors. Excludes `server_side_encryption`. Losing the key loses the backups.",
     },
     Spec {
+        name: "encryption_recipients",
+        group: Group::Plugin,
+        uses: Uses::Backup,
+        secret: false,
+        default: Default::Text("– (no client-side encryption)"),
+        doc: "Client-side encryption: age X25519 public keys (`age1...`), or files of them (one a line, `#` comments), separated by commas or spaces. Every object written (table data and metadata) is encrypted in the [age format](#client-side-encryption) to all of them. A malformed key fails the backup at `setup_plugin_for_backup`. Public keys: safe on every host.",
+    },
+    Spec {
+        name: "encryption_identity_file",
+        group: Group::Plugin,
+        uses: Uses::Restore,
+        secret: false,
+        default: Default::Text("–"),
+        doc: "Client-side encryption: file of age private keys (`AGE-SECRET-KEY-1...`, as `age-keygen` writes them) a restore decrypts with; needed only where restores run. With it, every object restored must be encrypted to one of its keys and authenticates before a byte is written. The keys are redacted from logs and errors.",
+    },
+    Spec {
         name: "object_tags",
         group: Group::Plugin,
         uses: Uses::Backup,

@@ -4,13 +4,14 @@
 //! integrity records that prove the bytes ([`integrity`]); the host-local
 //! journal of open uploads ([`journal`]); deleting a prefix under retention
 //! locks ([`delete`]); bringing archived objects back ([`thaw`]); and the
-//! seam for a transform of the stored bytes ([`transform`]); and the
-//! catalog of the backups a folder holds, built from the bucket alone
-//! ([`catalog`]: listing, completeness, verification, retention, gpbackup's
-//! history database). Written once; the stores only move single parts and
-//! ranges.
+//! seam for a transform of the stored bytes ([`transform`]) and its one
+//! transform, client-side encryption ([`crypt`]); and the catalog of the
+//! backups a folder holds, built from the bucket alone ([`catalog`]:
+//! listing, completeness, verification, retention, gpbackup's history
+//! database). Written once; the stores only move single parts and ranges.
 
 pub mod catalog;
+pub mod crypt;
 pub mod delete;
 pub mod download;
 pub mod integrity;

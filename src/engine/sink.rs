@@ -65,6 +65,13 @@ impl Sink {
         match self.thread.take() {
             Some(t) => match t.join() {
                 Ok(Ok(())) => Ok(()),
+                // A transform's writer (decryption) fails with its own error.
+                Ok(Err(e)) if e.get_ref().is_some_and(|inner| inner.is::<Error>()) => {
+                    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+                        Some(Ok(inner)) => Err(*inner),
+                        _ => Err(Error::local(format!("writing {}", self.name))),
+                    }
+                }
                 Ok(Err(e)) => Err(Error::io(format!("writing {}", self.name), e)),
                 Err(_) => Err(Error::local(format!("writing {}: writer thread panicked", self.name))),
             },

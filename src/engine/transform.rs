@@ -1,20 +1,34 @@
 //! The seam between what gpbackup streams and what is stored: the place a
-//! transform such as client-side encryption goes.
+//! transform such as client-side encryption ([`super::crypt`]) goes.
 //!
 //! On the way up a transform wraps the source before it is cut into parts;
 //! on the way down it wraps the writer the verified bytes go to, and maps a
-//! filtered restore's plaintext ranges to the stored ranges that hold them.
+//! filtered restore's plaintext ranges to the stored ranges that hold them
+//! (after seeing the stored object's first bytes, when it asks for them).
 //! [`Identity`] is what runs when nothing is configured: it hands back what
-//! it was given, so it costs nothing.
+//! it was given, and only refuses to pass off an age-encrypted object as
+//! plaintext.
 
 use std::io::{Read, Write};
 use std::ops::Range;
 
-use crate::error::Result;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
 
 /// The stored ranges to fetch for a filtered restore, and the writer their
 /// bytes go to.
 pub type Ranged = (Vec<Range<u64>>, Box<dyn Write + Send>);
+
+/// The first bytes of a stored object and its size, fetched for a filtered
+/// restore before its ranges are mapped.
+pub struct Head {
+    pub data: Bytes,
+    pub total: u64,
+}
+
+/// The first line of every age file.
+pub const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
 /// A reversible transform of the stored bytes.
 pub trait Transform: Send + Sync {
@@ -25,10 +39,16 @@ pub trait Transform: Send + Sync {
     /// to `out`.
     fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Write + Send>>;
 
+    /// For a filtered restore: how many bytes of the stored object's start
+    /// it needs to see, having seen `seen` (asked again after each fetch,
+    /// until it asks for no more than it has seen; 0: none).
+    fn ranged_prefix(&self, seen: &[u8]) -> Result<u64>;
+
     /// For a filtered restore of plaintext `ranges`: the stored ranges to
     /// fetch (in order) and where their bytes go, writing exactly the
-    /// requested plaintext to `out`.
-    fn decode_ranges(&self, ranges: &[Range<u64>], out: Box<dyn Write + Send>) -> Result<Ranged>;
+    /// requested plaintext to `out`. `head` is what [`Self::ranged_prefix`]
+    /// asked for.
+    fn decode_ranges(&self, ranges: &[Range<u64>], head: Option<Head>, out: Box<dyn Write + Send>) -> Result<Ranged>;
 }
 
 /// No transform: stored bytes are the stream's bytes.
@@ -40,10 +60,63 @@ impl Transform for Identity {
     }
 
     fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Write + Send>> {
-        Ok(out)
+        Ok(Box::new(PlainGuard { out, seen: Vec::new(), checked: false }))
     }
 
-    fn decode_ranges(&self, ranges: &[Range<u64>], out: Box<dyn Write + Send>) -> Result<Ranged> {
+    fn ranged_prefix(&self, _seen: &[u8]) -> Result<u64> {
+        Ok(AGE_MAGIC.len() as u64)
+    }
+
+    fn decode_ranges(&self, ranges: &[Range<u64>], head: Option<Head>, out: Box<dyn Write + Send>) -> Result<Ranged> {
+        if head.is_some_and(|h| h.data.starts_with(AGE_MAGIC)) {
+            return Err(encrypted());
+        }
         Ok((ranges.to_vec(), out))
+    }
+}
+
+fn encrypted() -> Error {
+    Error::config(
+        "the object is encrypted (age format) and this restore has no private key to decrypt it with; nothing was written",
+    )
+}
+
+/// Passes bytes through once their start is known not to be an age header:
+/// ciphertext is never handed to gzip or COPY as if it were data.
+struct PlainGuard {
+    out: Box<dyn Write + Send>,
+    seen: Vec<u8>,
+    checked: bool,
+}
+
+impl PlainGuard {
+    fn check(&mut self) -> std::io::Result<()> {
+        self.checked = true;
+        if self.seen.starts_with(AGE_MAGIC) {
+            return Err(std::io::Error::other(encrypted()));
+        }
+        let seen = std::mem::take(&mut self.seen);
+        self.out.write_all(&seen)
+    }
+}
+
+impl Write for PlainGuard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.checked {
+            return self.out.write(buf);
+        }
+        let take = (AGE_MAGIC.len() - self.seen.len()).min(buf.len());
+        self.seen.extend_from_slice(&buf[..take]);
+        if self.seen.len() == AGE_MAGIC.len() {
+            self.check()?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.checked {
+            self.check()?;
+        }
+        self.out.flush()
     }
 }

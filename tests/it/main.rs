@@ -11,6 +11,7 @@ mod catalog;
 mod cold_storage;
 mod compat;
 mod conformance;
+mod encryption;
 mod faults;
 mod glacier_integrity;
 mod glacier_vault;

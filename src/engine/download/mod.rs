@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::integrity;
 use super::sink::Sink;
-use super::transform::Transform;
+use super::transform::{Head, Transform};
 use crate::config::Transfer;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -64,10 +64,12 @@ pub async fn download(
     transform: &dyn Transform,
 ) -> Result<u64> {
     let chunk = transfer.part_size;
+    let url = store.url(key);
     let (ranges, writer) = match &selection {
-        Selection::Whole => (None, transform.decode(out.writer)?),
+        Selection::Whole => (None, transform.decode(out.writer).map_err(|e| e.context(&url))?),
         Selection::Ranges(ranges) => {
-            let (stored, writer) = transform.decode_ranges(ranges, out.writer)?;
+            let head = head(&*store, key, transform).await?;
+            let (stored, writer) = transform.decode_ranges(ranges, head, out.writer).map_err(|e| e.context(&url))?;
             (Some(stored), writer)
         }
     };
@@ -83,6 +85,22 @@ pub async fn download(
     let finished = sink.finish().await;
     result?;
     finished
+}
+
+/// The object's first bytes, as many as the transform asks to see before
+/// it maps a filtered restore's ranges (none for most transforms).
+async fn head(store: &dyn Store, key: &str, transform: &dyn Transform) -> Result<Option<Head>> {
+    let mut head: Option<Head> = None;
+    loop {
+        let seen = head.as_ref().map_or(&[][..], |h| &h.data[..]);
+        let need = transform.ranged_prefix(seen).map_err(|e| e.context(&store.url(key)))?;
+        let whole = head.as_ref().is_some_and(|h| h.data.len() as u64 >= h.total);
+        if need == 0 || whole || (head.is_some() && need <= seen.len() as u64) {
+            return Ok(head);
+        }
+        let fetched = store.get_range(key, 0..need).await?;
+        head = Some(Head { data: fetched.data, total: fetched.total_size });
+    }
 }
 
 /// Fetches, checks and emits the plan's units in order.
