@@ -6,18 +6,19 @@
 # moto lives in its own Python venv, by default
 #     ~/.cache/gpbackup-s3-plugin-test/moto-venv    (MOTO_VENV overrides)
 # made on first use with `python3 -m venv` and
-#     pip install 'moto[server]==5.2.5' 'crc32c==2.9.post0'
-# (about a minute). crc32c is not optional: without it moto answers CRC32
-# where CRC32C was asked for, and the SDK's response checksums fail.
+#     pip install 'moto[server]==5.2.5' 'crc32c==2.9.post0' 'awscrt==0.38.1'
+# (about a minute). crc32c and awscrt are not optional: without them moto
+# answers CRC32 where CRC32C or CRC-64/NVME was asked for, and the SDK's
+# response checksums (and the full-object CRC-64/NVME tests) fail.
 # A lock file makes concurrent callers wait for one install. Progress goes
 # to stderr; stdout carries only the path.
 set -euo pipefail
 
 venv=${MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/gpbackup-s3-plugin-test/moto-venv}
-packages=('moto[server]==5.2.5' 'crc32c==2.9.post0')
+packages=('moto[server]==5.2.5' 'crc32c==2.9.post0' 'awscrt==0.38.1')
 
 ready() {
-    [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c 'import moto, crc32c' 2>/dev/null
+    [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c 'import moto, crc32c, awscrt' 2>/dev/null
 }
 
 mkdir -p "$(dirname "$venv")"

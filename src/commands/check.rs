@@ -8,16 +8,22 @@
 //! looked up (the storage class the service recorded), read back and
 //! compared (unless it is archived, which is reported), and deleted.
 //! What passes is printed on stdout as it happens.
+//!
+//! Every S3 action is also reported as allowed or denied, with what needs
+//! it ([`super::permissions`]): a denial (a least-privilege role) is
+//! reported and the check goes on; it fails only when the credentials may
+//! neither write nor read.
 
 use std::path::Path;
 
 use bytes::Bytes;
 
 use super::output::{say_setting as say, storage};
+use super::permissions::{self, Answer, Report};
 use super::{load_config, store_settings, wording};
 use crate::config::Purpose;
 use crate::config::{Config, Encryption, OnRetentionLocked};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::layout;
 use crate::store::{self, CredentialSource, ObjectClass, Store};
 
@@ -33,17 +39,22 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let source = store.credentials_source().await.map_err(|e| e.context("check: credentials"))?;
     say("credentials", &credentials(&source));
 
-    store
-        .list_page(&layout::folder_prefix(&config.folder), None, Some(1))
-        .await
-        .map_err(|e| e.context("check: bucket"))?;
-    say("bucket check", &format!("{} exists and can be listed", store.url("")));
+    let mut report = Report::default();
+    let listed = store.list_page(&layout::folder_prefix(&config.folder), None, Some(1)).await;
+    if report.note(&permissions::LIST, &listed) {
+        say("bucket check", &format!("{} cannot be listed with these credentials", store.url("")));
+    } else {
+        listed.map_err(|e| e.context("check: bucket"))?;
+        say("bucket check", &format!("{} exists and can be listed", store.url("")));
+    }
     let facts = store.prepare(false).await.map_err(|e| wording::missing_vault(e.context("check")))?;
     for (what, value) in wording::facts(&facts) {
         say(what, &value);
     }
+    let mut locking = false;
     match store.bucket_lock().await {
         Ok(bucket) => {
+            locking = bucket.versioned();
             for (what, value) in wording::bucket_lock_facts(&bucket) {
                 say(what, &value);
             }
@@ -65,10 +76,27 @@ pub async fn run(config_path: &Path) -> Result<()> {
     }
     for (name, class) in probes {
         let key = layout::check_probe_key(&config.folder, name);
-        let result = probe(&*store, &key, name, class).await;
+        let written = probe(&*store, &key, name, class, &mut report).await?;
+        if !written {
+            continue;
+        }
+        if name == "data" {
+            more_actions(&*store, &config, &key, &mut report).await;
+        }
         // Never leave the probe behind, whatever failed.
         let deleted = crate::engine::delete::delete_probe(&*store, &key).await;
-        result?;
+        let denied = match &deleted {
+            // DeleteObjects refuses keys one by one: without a lock, a
+            // refusal is the policy's.
+            Ok(outcome) => !locking && !outcome.refused.is_empty(),
+            Err(e) => e.is(Kind::AccessDenied),
+        };
+        if denied {
+            report.add(&permissions::DELETE, Answer::Denied);
+            say(&format!("{name} probe"), &format!("kept {}: s3:DeleteObject is denied", store.url(&key)));
+            continue;
+        }
+        report.note(&permissions::DELETE, &deleted);
         let outcome = deleted.map_err(|e| e.context(&format!("check: delete the {name} probe")))?;
         if let Some((_, refusal)) = outcome.refused.into_iter().next() {
             // A retention lock keeps the probe: it is marked for `purge`,
@@ -87,26 +115,79 @@ pub async fn run(config_path: &Path) -> Result<()> {
         }
         say(&format!("{name} probe"), &format!("deleted {}", store.url(&key)));
     }
-    say("result", "all checks passed");
+    let denied = report.denied();
+    if report.is_denied(&permissions::PUT) && report.is_denied(&permissions::GET) {
+        return Err(Error::new(
+            Kind::AccessDenied,
+            "check: these credentials may neither write (s3:PutObject) nor read (s3:GetObject; S3 also answers 403 \
+             for a missing key without s3:ListBucket) in the bucket",
+        ));
+    }
+    match denied.is_empty() {
+        true => say("result", "all checks passed"),
+        false => {
+            say("result", &format!("passed, with {} denied (what each disables is said above)", denied.join(", ")))
+        }
+    }
     Ok(())
 }
 
-/// Writes, looks up and reads back one probe object.
-async fn probe(store: &dyn Store, key: &str, name: &str, class: ObjectClass) -> Result<()> {
+/// The actions a probe does not use: the listing of open uploads, a
+/// multipart upload started and aborted, a restore request (answered
+/// "not archived" for a probe in an instant-access class; not sent to a
+/// Glacier vault, where it would start a paid job).
+async fn more_actions(store: &dyn Store, config: &Config, key: &str, report: &mut Report) {
+    let uploads = store.open_uploads(&layout::folder_prefix(&config.folder)).await;
+    match uploads {
+        Ok(None) => report.add(&permissions::LIST_UPLOADS, Answer::Unsupported),
+        _ => report.note(&permissions::LIST_UPLOADS, &uploads),
+    };
+    match store.start_multipart(key, &Vec::new(), ObjectClass::Payload).await {
+        Ok(upload) => report.note(&permissions::ABORT, &upload.abort().await),
+        Err(e) => report.add(&permissions::ABORT, Answer::Failed(format!("no upload to abort: {e}"))),
+    };
+    if config.vault.is_none() {
+        let tier = config.thaw.tier;
+        report.note(&permissions::RESTORE, &store.request_restore(key, tier, 1).await);
+    }
+}
+
+/// Writes, looks up and reads back one probe object; whether it was
+/// written (a denied write or read is reported, not an error).
+async fn probe(store: &dyn Store, key: &str, name: &str, class: ObjectClass, report: &mut Report) -> Result<bool> {
     let payload = format!("{} check probe, pid {}\n", crate::PLUGIN_NAME, std::process::id());
     let step = |what: &str| format!("check: {what} the {name} probe {}", store.url(key));
-    store.put_probe(key, Bytes::from(payload.clone()), class).await.map_err(|e| e.context(&step("write")))?;
+    let written = store.put_probe(key, Bytes::from(payload.clone()), class).await;
+    if report.note(&permissions::PUT, &written) {
+        // Reads can still be told: a missing key is NotFound to a reader
+        // (403 without s3:ListBucket, where S3 hides what is missing).
+        let read = store.get_range(key, 0..1).await;
+        match read {
+            Err(e) if e.is(Kind::NotFound) => report.add(&permissions::GET, Answer::Allowed),
+            _ => report.note(&permissions::GET, &read),
+        };
+        return Ok(false);
+    }
+    written.map_err(|e| e.context(&step("write")))?;
     say(&format!("{name} probe"), &format!("wrote {}", store.url(key)));
-    let state = store.object_state(key).await.map_err(|e| e.context(&step("look up")))?;
+    let state = store.object_state(key).await;
+    if report.note(&permissions::GET, &state) {
+        return Ok(true);
+    }
+    let state = state.map_err(|e| e.context(&step("look up")))?;
     say(&format!("{name} probe"), &format!("stored as {}", storage(&state.storage)));
     if !state.readiness.readable() {
         say(
             &format!("{name} probe"),
             &format!("not read back: {} objects are readable only after a restore (thaw)", storage(&state.storage)),
         );
-        return Ok(());
+        return Ok(true);
     }
-    let fetched = store.get_range(key, 0..payload.len() as u64).await.map_err(|e| e.context(&step("read")))?;
+    let fetched = store.get_range(key, 0..payload.len() as u64).await;
+    if report.note(&permissions::GET, &fetched) {
+        return Ok(true);
+    }
+    let fetched = fetched.map_err(|e| e.context(&step("read")))?;
     if fetched.data != payload.as_bytes() {
         return Err(Error::integrity(format!(
             "{}: read back {} bytes that differ from the {} written",
@@ -116,7 +197,7 @@ async fn probe(store: &dyn Store, key: &str, name: &str, class: ObjectClass) -> 
         )));
     }
     say(&format!("{name} probe"), "read back identical");
-    Ok(())
+    Ok(true)
 }
 
 fn credentials(source: &CredentialSource) -> String {

@@ -23,6 +23,7 @@ mod hooks;
 mod interrupt;
 mod list_directory;
 mod output;
+mod permissions;
 mod purge;
 mod rebuild_catalog;
 mod restore_data;

@@ -76,14 +76,28 @@ pub struct Transfer {
     pub part_size: u64,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// What a restore accepts when an object's manifest is missing.
+    pub verify: Verify,
+}
+
+/// What a restore does with an object whose integrity manifest is lost
+/// (`verify`): refuse it (the default), or restore it with the checks
+/// still possible and a warning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verify {
+    #[default]
+    Strict,
+    Available,
 }
 
 /// Which request checksums go to the server: a CRC32C header (the
-/// default), or what the Go plugin's SDK sends, for legacy servers.
+/// default with an endpoint), a full-object CRC-64/NVME (the default on
+/// AWS), or what the Go plugin's SDK sends, for legacy servers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Checksums {
     #[default]
     Crc32c,
+    Crc64nvme,
     Md5,
     None,
 }
@@ -305,6 +319,7 @@ impl Config {
                 MAX_CONCURRENCY,
                 default_count("backup_max_concurrent_requests"),
             ),
+            verify: Verify::Strict,
         };
         // Ranged GETs have no S3 minimum; tiny ones only cost requests.
         let restore = Transfer {
@@ -319,6 +334,14 @@ impl Config {
                 MAX_CONCURRENCY,
                 default_count("restore_max_concurrent_requests"),
             ),
+            verify: match v.given("verify").unwrap_or("strict") {
+                "strict" => Verify::Strict,
+                "available" => Verify::Available,
+                _ => {
+                    v.problem("verify must be strict or available");
+                    Verify::Strict
+                }
+            },
         };
 
         // As the Go plugin (archive 69583e2): accepted with or without an
@@ -368,12 +391,16 @@ impl Config {
                 Vec::new()
             }
         };
-        let checksums = match v.given("checksums").unwrap_or("crc32c") {
+        // AWS stores a full-object CRC-64/NVME of multipart objects; other
+        // servers rarely know CRC-64/NVME, and CRC32C is what they check.
+        let default_checksums = if endpoint.is_some() { "crc32c" } else { "crc64nvme" };
+        let checksums = match v.given("checksums").unwrap_or(default_checksums) {
             "crc32c" => Checksums::Crc32c,
+            "crc64nvme" => Checksums::Crc64nvme,
             "md5" => Checksums::Md5,
             "none" => Checksums::None,
             _ => {
-                v.problem("checksums must be crc32c, md5 or none");
+                v.problem("checksums must be crc32c, crc64nvme, md5 or none");
                 Checksums::Crc32c
             }
         };

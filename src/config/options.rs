@@ -267,8 +267,16 @@ pub static OPTIONS: &[Spec] = &[
         group: Group::Plugin,
         uses: Uses::All,
         secret: false,
-        default: Default::Value("crc32c"),
-        doc: "Request checksums: `crc32c` (a CRC32C header on every upload and part, unsigned payloads); `md5` or `none` for legacy S3-compatible servers that refuse the newer checksum headers: exactly what the Go plugin sends (Content-MD5 on deletes, with `md5` also on uploads and parts; signed payloads). The plugin's own integrity records apply in every mode.",
+        default: Default::Text("`crc64nvme` on AWS (no `endpoint`), `crc32c` with an `endpoint`"),
+        doc: "Request checksums: `crc32c` (a CRC32C header on every upload and part, unsigned payloads); `crc64nvme` (the same with CRC-64/NVME, and multipart objects stored with S3's full-object CRC-64/NVME, so an object carries its own proof even without its manifest); `md5` or `none` for legacy S3-compatible servers that refuse the newer checksum headers: exactly what the Go plugin sends (Content-MD5 on deletes, with `md5` also on uploads and parts; signed payloads). The plugin's own integrity records apply in every mode.",
+    },
+    Spec {
+        name: "verify",
+        group: Group::Plugin,
+        uses: Uses::Restore,
+        secret: false,
+        default: Default::Value("strict"),
+        doc: "A multipart object whose `.gpbackup_manifest` sidecar is missing (a copy that skipped it): `strict` refuses to restore it; `available` restores it with the checks still possible (S3's stored full-object CRC-64/NVME where the server has one, else its size only) and a warning in the log.",
     },
     Spec {
         name: "restore_tier",

@@ -24,9 +24,21 @@ fn defaults() {
     assert_eq!(c.endpoint, None);
     assert!(c.tls);
     assert_eq!(c.keys, None);
-    assert_eq!(c.backup, Transfer { part_size: 8 * MIB, concurrency: 6 });
-    assert_eq!(c.restore, Transfer { part_size: 8 * MIB, concurrency: 6 });
+    assert_eq!(c.backup, Transfer { part_size: 8 * MIB, concurrency: 6, verify: Verify::Strict });
+    assert_eq!(c.restore, Transfer { part_size: 8 * MIB, concurrency: 6, verify: Verify::Strict });
     assert!(!c.remove_duplicate_bucket);
+    // AWS keeps a full-object CRC-64/NVME; other servers get CRC32C.
+    assert_eq!(c.checksums, Checksums::Crc64nvme);
+    let other = Config::parse(&format!("{MINIMAL}  endpoint: http://minio.local:9000\n")).unwrap();
+    assert_eq!(other.checksums, Checksums::Crc32c);
+}
+
+#[test]
+fn verify_is_strict_unless_available_is_asked_for() {
+    let available = Config::parse(&format!("{MINIMAL}  verify: available\n")).unwrap();
+    assert_eq!(available.restore.verify, Verify::Available);
+    assert!(err(&format!("{MINIMAL}  verify: sometimes\n")).contains("verify must be strict or available"));
+    assert!(err(&format!("{MINIMAL}  checksums: sha1\n")).contains("crc64nvme"));
 }
 
 #[test]
@@ -50,7 +62,7 @@ options:
     let c = Config::parse(text).unwrap();
     assert_eq!(c.endpoint.as_deref(), Some("http://minio.local:9000"));
     assert!(!c.tls);
-    assert_eq!(c.backup, Transfer { part_size: 100 * MIB, concurrency: 4 });
+    assert_eq!(c.backup, Transfer { part_size: 100 * MIB, concurrency: 4, verify: Verify::Strict });
     assert_eq!(c.keys.as_ref().unwrap().access_key_id, "AKIAEXAMPLE");
     assert_eq!(c.secrets.0, vec!["s3cr3t/value".to_string()]);
     assert!(!format!("{c:?}").contains("s3cr3t"));

@@ -544,7 +544,7 @@ mod tests {
         }
     }
 
-    const TRANSFER: Transfer = Transfer { part_size: 5 << 20, concurrency: 3 };
+    const TRANSFER: Transfer = Transfer { part_size: 5 << 20, concurrency: 3, verify: crate::config::Verify::Strict };
 
     fn keys() -> (age::x25519::Identity, Age) {
         let identity = age::x25519::Identity::generate();

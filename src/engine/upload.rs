@@ -255,7 +255,7 @@ mod tests {
 
     async fn up(store: &MemoryStore, key: &str, bytes: Vec<u8>) -> Result<u64> {
         let source = Source { reader: Box::new(std::io::Cursor::new(bytes)), name: "test".to_string() };
-        let transfer = Transfer { part_size: 5 * MIB, concurrency: 3 };
+        let transfer = Transfer { part_size: 5 * MIB, concurrency: 3, verify: crate::config::Verify::Strict };
         upload(Arc::new(store.clone()), key, source, transfer, ObjectClass::Payload, &Identity).await
     }
 

@@ -42,6 +42,9 @@ pub enum Op {
 #[derive(Debug, Clone)]
 struct Object {
     data: Bytes,
+    /// The full-object CRC-64/NVME taken when the object was written (as
+    /// AWS keeps one), so [`MemoryStore::overwrite`] leaves it stale.
+    full_crc64: u64,
     metadata: Metadata,
     class: ObjectClass,
     restored: bool,
@@ -150,7 +153,16 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: &str, data: Bytes, metadata: &Metadata, class: ObjectClass) -> Result<()> {
         let mut state = self.request(Op::Put)?;
-        state.objects.insert(key.to_string(), Object { data, metadata: metadata.clone(), class, restored: false });
+        state.objects.insert(
+            key.to_string(),
+            Object {
+                full_crc64: crc_fast::crc64_nvme(&data),
+                data,
+                metadata: metadata.clone(),
+                class,
+                restored: false,
+            },
+        );
         Ok(())
     }
 
@@ -192,6 +204,7 @@ impl Store for MemoryStore {
             size: object.data.len() as u64,
             metadata: object.metadata.clone(),
             etag: Some(format!("{:016x}", crc_fast::crc64_nvme(&object.data))),
+            full_crc64: Some(object.full_crc64),
         })
     }
 
@@ -303,7 +316,10 @@ impl MultipartUpload for MemoryUpload {
         for part in stored.values() {
             data.extend_from_slice(part);
         }
-        state.objects.insert(key, Object { data: data.freeze(), metadata, class, restored: false });
+        let data = data.freeze();
+        state
+            .objects
+            .insert(key, Object { full_crc64: crc_fast::crc64_nvme(&data), data, metadata, class, restored: false });
         Ok(())
     }
 

@@ -201,6 +201,9 @@ pub struct ObjectHead {
     /// The service's ETag, when it has one (`"<md5>-<parts>"` for an S3
     /// multipart object).
     pub etag: Option<String>,
+    /// The service's full-object CRC-64/NVME of the bytes, when it keeps
+    /// one (AWS; objects written with `checksums: crc64nvme`).
+    pub full_crc64: Option<u64>,
 }
 
 impl ObjectHead {

@@ -235,3 +235,172 @@ fn hidden_directory_commands_round_trip() {
     let help = run_plugin(&["--help".to_string()], b"", &c.home);
     assert!(!String::from_utf8_lossy(&help.stdout).contains("backup_directory"), "hidden from help");
 }
+
+/// Deletes the manifest of `key` (as a copy that skipped it would) and
+/// returns the failing strict restore's stderr.
+fn lose_the_manifest(server: &Server, c: &Cluster, key: &str, path: &str) -> String {
+    let manifest = c.manifest_key(key);
+    let out = server.curl(&format!("{}/{manifest}", server.bucket), &["-X", "DELETE"]);
+    assert!(out.status.success(), "delete {manifest}");
+    let out = c.run("restore_data", &[path], b"");
+    assert!(!out.status.success() && out.stdout.is_empty(), "a strict restore went on without the manifest");
+    stderr(&out)
+}
+
+#[test]
+fn a_lost_manifest_names_the_remedy_and_verify_available_restores_with_what_is_left() {
+    let sent = data(13 << 20, 7);
+    // moto keeps S3's full-object CRC-64/NVME; s3s-fs keeps none.
+    for (server, checksums, checked) in [
+        (Server::start_moto(), "crc64nvme", "checked against the service's full-object CRC-64/NVME"),
+        (Server::start(), "crc32c", "only its size is checked"),
+    ] {
+        let options = [("checksums", checksums), ("backup_multipart_chunksize", "5MB")];
+        let c = Cluster::new(&server, &options);
+        let path = format!("{}/gpbackup_0_{TS}", c.backup_dir("coord/gpseg-1", TS).display());
+        let key = c.key(TS, &format!("gpbackup_0_{TS}"));
+        assert_ok(&c.run("backup_data", &[&path], &sent));
+        if checksums == "crc64nvme" {
+            // The object carries its own proof: the service's checksum of
+            // the whole object is the CRC the plugin computed.
+            let head =
+                server.curl(&format!("{}/{key}", server.bucket), &["-I", "-H", "x-amz-checksum-mode: ENABLED"]).stdout;
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let ours = {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(crc_fast::crc64_nvme(&sent).to_be_bytes())
+            };
+            assert!(head.contains("x-amz-checksum-type: full_object"), "{head}");
+            assert!(head.contains(&format!("x-amz-checksum-crc64nvme: {}", ours.to_ascii_lowercase())), "{head}");
+        }
+        let why = lose_the_manifest(&server, &c, &key, &path);
+        assert!(why.contains("is missing") && why.contains("verify: available"), "{why}");
+
+        let lenient = Cluster::with_folder(&server, &c.folder, &[options[0], ("verify", "available")]);
+        let out = lenient.run("restore_data", &[&path], b"");
+        assert_ok(&out);
+        assert!(out.stdout == sent, "{checksums}: restored bytes differ");
+        let log = lenient.log_text();
+        assert!(log.contains("WARNING") && log.contains(checked), "{checksums}: {log}");
+    }
+}
+
+#[test]
+fn check_reports_each_permission_and_what_needs_it() {
+    let server = Server::start_moto();
+    let c = Cluster::new(&server, &[]);
+    let out = c.run("check", &[], b"");
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for action in [
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:DeleteObject",
+        "s3:ListBucketMultipartUploads",
+        "s3:AbortMultipartUpload",
+        "s3:RestoreObject",
+    ] {
+        assert!(text.contains(&format!("{action} allowed")), "{action}: {text}");
+    }
+    assert!(text.contains("all checks passed"), "{text}");
+
+    // One action denied at a time: reported with what it disables, and the
+    // check goes on and passes (a least-privilege role is not an error).
+    for (denied, action, disables) in [
+        (("GET ", "list-type=2"), "s3:ListBucket", "delete_backup"),
+        (("POST ", "?delete"), "s3:DeleteObject", "expire"),
+        (("GET ", "?uploads"), "s3:ListBucketMultipartUploads", "left open"),
+        (("DELETE ", "uploadId="), "s3:AbortMultipartUpload", "abandoned upload"),
+        (("POST ", "?restore"), "s3:RestoreObject", "thaw"),
+    ] {
+        let (_proxy, c) = least_privilege(&server, denied);
+        let out = c.run("check", &[], b"");
+        assert_ok(&out);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line =
+            text.lines().find(|l| l.contains(action) && l.contains("DENIED")).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains(disables), "{line}");
+        assert!(text.contains(&format!("passed, with {action} denied")), "{text}");
+    }
+
+    // Neither write nor read: the check fails, naming both.
+    let (_proxy, c) = least_privilege(&server, ("", ""));
+    let out = c.run("check", &[], b"");
+    assert!(!out.status.success(), "a check with every request denied passed");
+}
+
+#[test]
+fn a_backup_written_by_release_1_10_1_restores_with_remove_duplicate_bucket() {
+    let server = Server::start();
+    // Release 1.10.1 dropped the bucket from the path of every endpoint
+    // that was not a bare IP address: given an endpoint that names the
+    // bucket, its plain PUTs (no metadata of this plugin) went to
+    // `<endpoint>/<folder>/backups/...`.
+    let endpoint = format!("{}/{}", server.endpoint, server.bucket);
+    let c = Cluster::with_folder(
+        &server,
+        &unique_folder("written-by-1.10.1"),
+        &[("endpoint", &endpoint), ("remove_duplicate_bucket", "true")],
+    );
+    let sent = data(3 << 20, 11);
+    let key = c.key(TS, &format!("gpbackup_0_{TS}"));
+    let file = c.dir.path().join("as-1.10.1-sent-it");
+    std::fs::write(&file, &sent).unwrap();
+    let put = server
+        .curl(&format!("{}/{key}", server.bucket), &["-X", "PUT", "--data-binary", &format!("@{}", file.display())]);
+    assert!(put.status.success(), "PUT as 1.10.1: {}", String::from_utf8_lossy(&put.stdout));
+
+    let path = format!("{}/gpbackup_0_{TS}", c.backup_dir("coord/gpseg-1", TS).display());
+    let out = c.run("restore_data", &[&path], b"");
+    assert_ok(&out);
+    assert!(out.stdout == sent, "restored bytes differ");
+    let listed = c.run("list_directory", &[], b"");
+    assert_ok(&listed);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&key), "{}", String::from_utf8_lossy(&listed.stdout));
+    assert_ok(&c.run("delete_backup", &[TS], b""));
+    assert!(!server.curl(&format!("{}/{key}", server.bucket), &["-I"]).status.success(), "not deleted");
+}
+
+/// The README's minimal policies: a backup role with s3:PutObject and
+/// s3:GetObject only, and a restore role that may only read (and list).
+#[test]
+fn the_readmes_least_privilege_roles_run_backups_and_restores() {
+    let server = Server::start();
+    // Backup role: every list, delete and upload listing denied at once.
+    const NOT_A_BACKUP_ROLES: &[(&str, &str)] =
+        &[("GET ", "list-type=2"), ("POST ", "?delete"), ("DELETE ", ""), ("GET ", "?uploads")];
+    let backup_role = FaultProxy::start(
+        &server.endpoint,
+        Faults { deny_s3: 1.0, only_any: NOT_A_BACKUP_ROLES, ..Faults::default() },
+        1,
+    );
+    let folder = unique_folder("roles");
+    let backup = Cluster::with_folder(&server, &folder, &[("endpoint", &backup_role.endpoint)]);
+    let coord = backup.backup_dir("coord/gpseg-1", TS);
+    let dir = coord.display().to_string();
+    let (path, report) = (format!("{dir}/gpbackup_0_{TS}"), coord.join(format!("gpbackup_{TS}_report")));
+    std::fs::write(&report, "report").unwrap();
+    assert_ok(&backup.run("setup_plugin_for_backup", &[&dir, "master", "-1"], b""));
+    assert_ok(&backup.run("backup_data", &[&path], &data(12 << 20, 3)));
+    assert_ok(&backup.run("backup_file", &[&report.display().to_string()], b""));
+    assert_ok(&backup.run("cleanup_plugin_for_backup", &[&dir, "master", "-1"], b""));
+    assert!(backup_role.stats.denials.load(std::sync::atomic::Ordering::Relaxed) > 0, "nothing was denied");
+
+    // Restore role: GET and HEAD only (s3:GetObject, s3:ListBucket).
+    let restore_role = FaultProxy::start(&server.endpoint, Faults { read_only: true, ..Faults::default() }, 1);
+    let restore = Cluster::with_folder(&server, &folder, &[("endpoint", &restore_role.endpoint)]);
+    std::fs::remove_file(&report).unwrap();
+    assert_ok(&restore.run("setup_plugin_for_restore", &[&dir, "master", "-1"], b""));
+    let out = restore.run("restore_data", &[&path], b"");
+    assert_ok(&out);
+    assert!(out.stdout == data(12 << 20, 3));
+    assert_ok(&restore.run("restore_file", &[&report.display().to_string()], b""));
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "report");
+    assert_ok(&restore.run("list_directory", &[], b""));
+    assert_ok(&restore.run("cleanup_plugin_for_restore", &[&dir, "master", "-1"], b""));
+
+    // The retention role deletes what the backup role may not.
+    let full = Cluster::with_folder(&server, &folder, &[]);
+    assert_ok(&full.run("delete_backup", &[TS], b""));
+}

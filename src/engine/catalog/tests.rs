@@ -325,7 +325,7 @@ fn a_failed_delete_protects_what_it_needs() {
     assert_eq!(guard.blocked("20240104000000"), None);
 }
 
-const SMALL: Transfer = Transfer { part_size: 5 << 20, concurrency: 3 };
+const SMALL: Transfer = Transfer { part_size: 5 << 20, concurrency: 3, verify: crate::config::Verify::Strict };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verification_shallow_and_deep() {

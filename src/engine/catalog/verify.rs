@@ -162,7 +162,10 @@ async fn shallow(store: &dyn Store, object: &ObjectMeta) -> std::result::Result<
         Record::Manifest { .. } => {
             let key = record.manifest_key(&object.key).unwrap_or_default();
             let fetched = store.get_range(&key, 0..MANIFEST_MAX).await.map_err(|e| match e.kind() {
-                Kind::NotFound => Flaw::Damaged(format!("its integrity manifest {} is missing", store.url(&key))),
+                Kind::NotFound => Flaw::Damaged(format!(
+                    "its integrity manifest {} is missing (a restore needs `verify: available`)",
+                    store.url(&key)
+                )),
                 _ => flaw(e),
             })?;
             let text = std::str::from_utf8(&fetched.data)
@@ -206,7 +209,7 @@ async fn read(
     let lanes = if small { 1 } else { transfer.concurrency.max(1) };
     let _permits = budget.acquire_many(lanes as u32).await.map_err(|e| Flaw::Failed(e.to_string()))?;
     let out = Output { writer: Box::new(std::io::sink()), name: "verify".to_string() };
-    let transfer = Transfer { part_size: transfer.part_size, concurrency: lanes };
+    let transfer = Transfer { concurrency: lanes, ..transfer };
     let read = download(store.clone(), &object.key, Selection::Whole, out, transfer, &Identity).await.map_err(flaw)?;
     if read != object.size {
         return Err(Flaw::Damaged(format!("listed with {} bytes, {read} read", object.size)));

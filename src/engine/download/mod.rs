@@ -77,7 +77,7 @@ pub async fn download(
     let result = async {
         let plan = match ranges {
             Some(ranges) => plan::ranges(&*store, key, ranges, chunk).await?,
-            None => plan::whole(&*store, key, chunk).await?,
+            None => plan::whole(&*store, key, chunk, transfer.verify).await?,
         };
         run(store, key, plan, &mut sink, transfer).await
     }
@@ -195,7 +195,7 @@ mod tests {
         }
     }
 
-    const TRANSFER: Transfer = Transfer { part_size: 5 << 20, concurrency: 3 };
+    const TRANSFER: Transfer = Transfer { part_size: 5 << 20, concurrency: 3, verify: crate::config::Verify::Strict };
 
     async fn stored(store: &MemoryStore, key: &str, len: usize) -> Vec<u8> {
         let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
@@ -245,5 +245,44 @@ mod tests {
         let (result, written) = get(&MemoryStore::new(), "nope", Selection::Whole).await;
         assert!(result.unwrap_err().is(Kind::NotFound));
         assert!(written.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_manifest_is_refused_unless_verify_available_then_the_service_checksum_decides() {
+        let store = MemoryStore::new();
+        let bytes = stored(&store, "k", 13 << 20).await;
+        let manifest: Vec<String> = store.keys().into_iter().filter(|k| k.ends_with(".gpbackup_manifest")).collect();
+        assert_eq!(manifest.len(), 1);
+        store.delete_many(&manifest).await.unwrap();
+
+        // Strict (the default): nothing written, and the error names the remedy.
+        let (result, written) = get(&store, "k", Selection::Whole).await;
+        let error = result.unwrap_err();
+        assert!(error.is(Kind::Integrity) && error.to_string().contains("verify: available"), "{error}");
+        assert!(written.is_empty());
+
+        // Available: restored, checked against the stored full-object CRC.
+        let available = Transfer { verify: crate::config::Verify::Available, ..TRANSFER };
+        let fetch = |store: &MemoryStore| {
+            let (store, out) = (store.clone(), Shared::default());
+            async move {
+                let output = Output { writer: Box::new(out.clone()), name: "t".into() };
+                let result = download(Arc::new(store), "k", Selection::Whole, output, available, &Identity).await;
+                let written = out.0.lock().unwrap().clone();
+                (result, written)
+            }
+        };
+        let (result, written) = fetch(&store).await;
+        assert_eq!(result.unwrap(), bytes.len() as u64);
+        assert!(written == bytes);
+
+        // Damaged after it was stored: the service's checksum no longer
+        // matches, and the last unit is never written.
+        let mut damaged = bytes.clone();
+        damaged[(13 << 20) - 1] ^= 1;
+        store.overwrite("k", damaged.into());
+        let (result, written) = fetch(&store).await;
+        assert!(result.unwrap_err().is(Kind::Integrity));
+        assert!(written.len() < bytes.len() && written[..] == bytes[..written.len()]);
     }
 }

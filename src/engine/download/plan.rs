@@ -7,6 +7,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::fetch::short_read;
+use crate::config::Verify;
 use crate::engine::integrity::{META_KEY, Manifest, Record};
 use crate::error::{Error, Kind, Result};
 use crate::store::glacier::treehash::{self, Hash};
@@ -37,7 +38,7 @@ pub struct Plan {
 }
 
 /// Probes the object and decides its units from its integrity record.
-pub async fn whole(store: &dyn Store, key: &str, chunk: u64) -> Result<Plan> {
+pub async fn whole(store: &dyn Store, key: &str, chunk: u64, verify: Verify) -> Result<Plan> {
     let url = store.url(key);
     let first = store.get_range(key, 0..chunk).await?;
     let total = first.total_size;
@@ -56,24 +57,40 @@ pub async fn whole(store: &dyn Store, key: &str, chunk: u64) -> Result<Plan> {
             }
             record @ Record::Manifest { .. } => {
                 let manifest_key = record.manifest_key(key).unwrap_or_default();
-                let manifest = load_manifest(store, key, &manifest_key).await?;
-                if manifest.size != total {
-                    return Err(Error::integrity(format!(
-                        "{url} has {total} bytes but its manifest says {}",
-                        manifest.size
-                    )));
+                match load_manifest(store, &manifest_key).await {
+                    Ok(manifest) => {
+                        if manifest.size != total {
+                            return Err(Error::integrity(format!(
+                                "{url} has {total} bytes but its manifest says {}",
+                                manifest.size
+                            )));
+                        }
+                        let mut start = 0u64;
+                        let units: Vec<Unit> = manifest
+                            .parts
+                            .iter()
+                            .map(|p| {
+                                let unit = Unit { range: start..start + p.size, crc: Some(p.crc) };
+                                start += p.size;
+                                unit
+                            })
+                            .collect();
+                        (Box::new(units.into_iter()), Some(manifest.crc))
+                    }
+                    Err(e) if e.is(Kind::NotFound) && verify == Verify::Available => {
+                        let whole = without_manifest(store, key, total, &manifest_key).await?;
+                        (Box::new(chunks(std::iter::once(0..total).collect(), chunk)), whole)
+                    }
+                    Err(e) if e.is(Kind::NotFound) => {
+                        return Err(Error::integrity(format!(
+                            "{} is missing: {url} cannot be verified, so it is not restored (copy the manifest \
+                             back beside it, or set `verify: available` in the plugin config to restore it with \
+                             the checks still possible)",
+                            store.url(&manifest_key)
+                        )));
+                    }
+                    Err(e) => return Err(e),
                 }
-                let mut start = 0u64;
-                let units: Vec<Unit> = manifest
-                    .parts
-                    .iter()
-                    .map(|p| {
-                        let unit = Unit { range: start..start + p.size, crc: Some(p.crc) };
-                        start += p.size;
-                        unit
-                    })
-                    .collect();
-                (Box::new(units.into_iter()), Some(manifest.crc))
             }
         };
     let whole_tree = match first.meta(TREE_HASH_META) {
@@ -113,19 +130,30 @@ pub async fn ranges(store: &dyn Store, key: &str, ranges: Vec<Range<u64>>, chunk
     })
 }
 
-async fn load_manifest(store: &dyn Store, key: &str, manifest_key: &str) -> Result<Manifest> {
+async fn load_manifest(store: &dyn Store, manifest_key: &str) -> Result<Manifest> {
     let url = store.url(manifest_key);
     // 10,000 parts take about 400 KiB; anything near this limit is not ours.
-    let fetched = store.get_range(manifest_key, 0..(16 << 20)).await.map_err(|e| {
-        if e.is(Kind::NotFound) {
-            Error::integrity(format!("{url} is missing: {} cannot be verified, so it is not restored", store.url(key)))
-        } else {
-            e
-        }
-    })?;
+    let fetched = store.get_range(manifest_key, 0..(16 << 20)).await?;
     let text = std::str::from_utf8(&fetched.data)
         .map_err(|_| Error::integrity(format!("manifest {url} is damaged: not text")))?;
     Manifest::parse(text, &url)
+}
+
+/// What `verify: available` can still check of a multipart object whose
+/// manifest is lost: its size, and the service's full-object CRC-64/NVME
+/// where it keeps one (returned, to be checked before the last byte).
+async fn without_manifest(store: &dyn Store, key: &str, total: u64, manifest_key: &str) -> Result<Option<u64>> {
+    let url = store.url(key);
+    let head = store.head(key).await?;
+    if head.size != total {
+        return Err(Error::transient(format!("{url} changed during the restore ({total} then {} bytes)", head.size)));
+    }
+    let checks = match head.full_crc64 {
+        Some(_) => "checked against the service's full-object CRC-64/NVME",
+        None => "the service keeps no full-object checksum of it, so only its size is checked",
+    };
+    log::warn!("{} is missing; restoring {url} anyway (verify: available): {checks}", store.url(manifest_key));
+    Ok(head.full_crc64)
 }
 
 /// Joins ranges that touch (`a..b` then `b..c`) and drops empty ones, keeping

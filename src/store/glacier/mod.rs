@@ -249,7 +249,7 @@ impl Store for GlacierStore {
                 if entry.archive_id.is_some() {
                     metadata.push((TREE_HASH_META.to_string(), entry.tree_hash.clone()));
                 }
-                Ok(ObjectHead { size: entry.size, metadata, etag: None })
+                Ok(ObjectHead { size: entry.size, metadata, etag: None, full_crc64: None })
             }
             None => self.0.bucket.head(key).await,
         }

@@ -12,7 +12,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use super::S3Settings;
-use super::checksums::{Checksums, LegacyChecksums};
+use super::checksums::LegacyChecksums;
 use crate::error::Result;
 use crate::store::aws::{self, Credentials};
 
@@ -36,14 +36,17 @@ pub fn build(settings: &S3Settings, credentials: &Credentials) -> Result<Client>
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.endpoint_url(endpoint);
     }
-    if settings.checksums != Checksums::Crc32c {
+    if settings.checksums.legacy() {
         // No `x-amz-checksum-mode` on reads either: legacy servers refuse
         // every flexible-checksum header.
         builder =
             builder.response_checksum_validation(ResponseChecksumValidation::WhenRequired).interceptor(LegacyChecksums);
     }
     if settings.bucket_in_endpoint {
-        builder = builder.interceptor(StripBucketFromPath { bucket: settings.bucket.clone() });
+        // The endpoint's own path (`https://host/bucket`) stays in front.
+        let base = settings.endpoint.as_deref().and_then(|e| url::Url::parse(e).ok()).map(|u| u.path().to_string());
+        let base = base.as_deref().unwrap_or("").trim_end_matches('/').to_string();
+        builder = builder.interceptor(StripBucketFromPath { bucket: settings.bucket.clone(), base });
     }
     Ok(Client::from_conf(builder.build()))
 }
@@ -54,6 +57,8 @@ pub fn build(settings: &S3Settings, credentials: &Credentials) -> Result<Client>
 #[derive(Debug)]
 struct StripBucketFromPath {
     bucket: String,
+    /// The endpoint's path, without its trailing slash (often empty).
+    base: String,
 }
 
 impl Intercept for StripBucketFromPath {
@@ -69,20 +74,24 @@ impl Intercept for StripBucketFromPath {
     ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         let request = context.request_mut();
         let uri = request.uri().to_string();
-        if let Some(stripped) = strip_bucket(&uri, &self.bucket) {
+        if let Some(stripped) = strip_bucket(&uri, &self.base, &self.bucket) {
             request.set_uri(stripped)?;
         }
         Ok(())
     }
 }
 
-fn strip_bucket(uri: &str, bucket: &str) -> Option<String> {
+/// `uri` without the bucket the SDK put after the endpoint's path `base`.
+/// The SDK joins a non-empty endpoint path and the bucket without a slash
+/// (`/basebucket/key`), so both joins are recognised.
+fn strip_bucket(uri: &str, base: &str, bucket: &str) -> Option<String> {
     let scheme_end = uri.find("://")? + 3;
     let path_start = scheme_end + uri[scheme_end..].find('/')?;
-    let rest = uri[path_start + 1..].strip_prefix(bucket)?;
+    let after_base = uri[path_start..].strip_prefix(base)?;
+    let rest = after_base.strip_prefix('/').unwrap_or(after_base).strip_prefix(bucket)?;
     if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
         let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
-        Some(format!("{}{}", &uri[..path_start], rest))
+        Some(format!("{}{base}{rest}", &uri[..path_start]))
     } else {
         None
     }
@@ -95,12 +104,19 @@ mod tests {
     #[test]
     fn strips_bucket_from_path_style_uris() {
         assert_eq!(
-            strip_bucket("https://h:9000/b1/k/x?partNumber=1", "b1").as_deref(),
+            strip_bucket("https://h:9000/b1/k/x?partNumber=1", "", "b1").as_deref(),
             Some("https://h:9000/k/x?partNumber=1")
         );
-        assert_eq!(strip_bucket("https://h/b1?list-type=2", "b1").as_deref(), Some("https://h/?list-type=2"));
-        assert_eq!(strip_bucket("https://h/b1", "b1").as_deref(), Some("https://h/"));
-        assert_eq!(strip_bucket("https://h/b10/k", "b1"), None);
-        assert_eq!(strip_bucket("https://h/other/k", "b1"), None);
+        assert_eq!(strip_bucket("https://h/b1?list-type=2", "", "b1").as_deref(), Some("https://h/?list-type=2"));
+        assert_eq!(strip_bucket("https://h/b1", "", "b1").as_deref(), Some("https://h/"));
+        assert_eq!(strip_bucket("https://h/b10/k", "", "b1"), None);
+        assert_eq!(strip_bucket("https://h/other/k", "", "b1"), None);
+        // An endpoint with a path: as the SDK joins it, and with a slash.
+        assert_eq!(
+            strip_bucket("http://h/bktbkt/f/k?x-id=GetObject", "/bkt", "bkt").as_deref(),
+            Some("http://h/bkt/f/k?x-id=GetObject")
+        );
+        assert_eq!(strip_bucket("http://h/bkt/bkt/f/k", "/bkt", "bkt").as_deref(), Some("http://h/bkt/f/k"));
+        assert_eq!(strip_bucket("http://h/other/bkt/f", "/bkt", "bkt"), None);
     }
 }

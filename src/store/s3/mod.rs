@@ -135,7 +135,7 @@ impl Store for S3Store {
 
     async fn head(&self, key: &str) -> Result<ObjectHead> {
         match self.head_object(key).await? {
-            Some((size, metadata, etag)) => Ok(ObjectHead { size, metadata, etag }),
+            Some(head) => Ok(head),
             None => Err(Error::not_found(format!("{} does not exist", self.url(key)))),
         }
     }

@@ -1,15 +1,18 @@
 //! Multipart uploads: CreateMultipartUpload, UploadPart (each with its
-//! CRC32C), CompleteMultipartUpload, AbortMultipartUpload, and the listing
-//! of uploads left open.
+//! CRC32C or CRC-64/NVME), CompleteMultipartUpload (with the full-object
+//! CRC-64/NVME in that mode), AbortMultipartUpload, and the listing of
+//! uploads left open.
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, StorageClass};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, StorageClass};
 use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
-use super::checksums::RequestChecksums as _;
+use super::checksums::{RequestChecksums as _, crc64_header};
 use super::lock::{Planned, lock_headers};
 use super::objects::{content_md5, not_s3, to_map};
 use super::sse::{sse_c, sse_create};
@@ -35,9 +38,15 @@ impl S3Store {
             .set_metadata(to_map(metadata))
             .set_storage_class(self.class_of(class).map(|c| StorageClass::from(c.as_str())))
             .set_tagging(self.tagging.clone())
-            // Every part carries its CRC32C (in the default mode): also
-            // what S3 requires of uploads with a retention.
-            .set_checksum_algorithm((self.checksums == Checksums::Crc32c).then_some(ChecksumAlgorithm::Crc32C));
+            // Every part carries its CRC (but in the legacy modes): also
+            // what S3 requires of uploads with a retention. CRC-64/NVME is
+            // always a full-object checksum.
+            .set_checksum_algorithm(match self.checksums {
+                Checksums::Crc32c => Some(ChecksumAlgorithm::Crc32C),
+                Checksums::Crc64nvme => Some(ChecksumAlgorithm::Crc64Nvme),
+                Checksums::Md5 | Checksums::None => None,
+            })
+            .set_checksum_type((self.checksums == Checksums::Crc64nvme).then_some(ChecksumType::FullObject));
         let request = lock_headers!(request, planned.as_ref());
         let out = sse_create!(request, &self.encryption)
             .send()
@@ -55,6 +64,7 @@ impl S3Store {
             upload_id: upload_id.to_string(),
             customer_key: self.customer_key().cloned(),
             checksums: self.checksums,
+            part_crcs: Default::default(),
         }))
     }
 
@@ -120,9 +130,24 @@ struct S3Multipart {
     upload_id: String,
     customer_key: Option<CustomerKey>,
     checksums: Checksums,
+    /// CRC-64/NVME and length of each part sent (in that mode), combined
+    /// into the full-object checksum at completion.
+    part_crcs: Mutex<BTreeMap<u32, (u64, u64)>>,
 }
 
 impl S3Multipart {
+    /// The full-object CRC-64/NVME of `parts`, when every one was sent by
+    /// this upload (an upload resumed elsewhere lets the service compute it).
+    fn whole_crc64(&self, parts: &[PartTag]) -> Option<String> {
+        let crcs = self.part_crcs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut whole = crc_fast::crc64_nvme(b"");
+        for part in parts {
+            let (crc, len) = crcs.get(&part.number)?;
+            whole = crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Nvme, whole, *crc, *len);
+        }
+        Some(crc64_header(whole))
+    }
+
     fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.key)
     }
@@ -144,6 +169,7 @@ impl MultipartUpload for S3Multipart {
     }
 
     async fn put_part(&self, number: u32, data: Bytes) -> Result<PartTag> {
+        let crc64 = (self.checksums == Checksums::Crc64nvme).then(|| (crc_fast::crc64_nvme(&data), data.len() as u64));
         let request = self
             .client
             .upload_part()
@@ -152,6 +178,7 @@ impl MultipartUpload for S3Multipart {
             .upload_id(&self.upload_id)
             .part_number(number as i32)
             .set_checksum_crc32_c(self.checksums.crc32c(&data))
+            .set_checksum_crc64_nvme(crc64.map(|(crc, _)| crc64_header(crc)))
             // Locked uploads: Content-MD5 too, which some servers demand of
             // every part of an object with a retention.
             .set_content_md5(self.store.as_ref().map(|_| content_md5(&data)).or_else(|| self.checksums.md5(&data)))
@@ -164,24 +191,32 @@ impl MultipartUpload for S3Multipart {
         if out.e_tag().is_none_or(str::is_empty) {
             return Err(not_s3(&self.server, &format!("upload part {number} of"), &self.url()));
         }
-        Ok(PartTag {
-            number,
-            etag: out.e_tag().map(str::to_string),
-            checksum: out.checksum_crc32_c().map(str::to_string),
-        })
+        if let Some(crc) = crc64 {
+            self.part_crcs.lock().unwrap_or_else(|e| e.into_inner()).insert(number, crc);
+        }
+        let checksum = match self.checksums {
+            Checksums::Crc64nvme => {
+                out.checksum_crc64_nvme().map(str::to_string).or(crc64.map(|(crc, _)| crc64_header(crc)))
+            }
+            _ => out.checksum_crc32_c().map(str::to_string),
+        };
+        Ok(PartTag { number, etag: out.e_tag().map(str::to_string), checksum })
     }
 
     async fn complete(&self, mut parts: Vec<PartTag>) -> Result<()> {
         parts.sort_by_key(|p| p.number);
         let expected_etag = composite_etag(&parts);
+        let full_object = self.checksums == Checksums::Crc64nvme;
+        let whole = if full_object { self.whole_crc64(&parts) } else { None };
         let completed = parts
             .into_iter()
             .map(|p| {
-                CompletedPart::builder()
-                    .part_number(p.number as i32)
-                    .set_e_tag(p.etag)
-                    .set_checksum_crc32_c(p.checksum)
-                    .build()
+                let part = CompletedPart::builder().part_number(p.number as i32).set_e_tag(p.etag);
+                match full_object {
+                    true => part.set_checksum_crc64_nvme(p.checksum),
+                    false => part.set_checksum_crc32_c(p.checksum),
+                }
+                .build()
             })
             .collect();
         let request = self
@@ -190,6 +225,8 @@ impl MultipartUpload for S3Multipart {
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
+            .set_checksum_crc64_nvme(whole)
+            .set_checksum_type(full_object.then_some(ChecksumType::FullObject))
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
         // SSE-C objects stored with checksums need the key to complete.
         let err = match sse_c!(request, self.customer_key.as_ref()).send().await {

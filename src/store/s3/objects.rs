@@ -6,17 +6,17 @@ use std::ops::Range;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, ObjectIdentifier, StorageClass};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, Delete, ObjectIdentifier, StorageClass};
 use bytes::{Bytes, BytesMut};
 
-use super::checksums::RequestChecksums as _;
+use super::S3Store;
+use super::checksums::{RequestChecksums as _, parse_crc64_header};
 use super::lock::lock_headers;
 use super::sse::{sse_c, sse_create};
-use super::{Checksums, S3Store};
 use crate::config::{ARCHIVED_CLASSES, CustomerKey, Encryption};
 use crate::error::{Error, Result};
 use crate::store::aws::{HttpResponse, classify, http_status};
-use crate::store::{DeleteOutcome, Fetched, ListPage, Metadata, ObjectClass, ObjectMeta, Store};
+use crate::store::{DeleteOutcome, Fetched, ListPage, Metadata, ObjectClass, ObjectHead, ObjectMeta, Store};
 
 impl S3Store {
     pub(super) fn customer_key(&self) -> Option<&CustomerKey> {
@@ -69,6 +69,7 @@ impl S3Store {
             .set_tagging(self.tagging.clone())
             // Also the checksum S3 requires of a write with a retention.
             .set_checksum_crc32_c(self.checksums.crc32c(&data))
+            .set_checksum_crc64_nvme(self.checksums.crc64nvme(&data))
             .set_content_md5(md5.or_else(|| self.checksums.md5(&data)))
             .body(ByteStream::from(data));
         let request = lock_headers!(request, planned.as_ref());
@@ -102,7 +103,9 @@ impl S3Store {
             // A range starting at 0 is unsatisfiable only on an empty object.
             Err(e) if range.start == 0 && http_status(&e) == Some(416) => {
                 return match self.head_object(key).await? {
-                    Some((0, metadata, etag)) => Ok(Fetched { data: Bytes::new(), total_size: 0, metadata, etag }),
+                    Some(ObjectHead { size: 0, metadata, etag, .. }) => {
+                        Ok(Fetched { data: Bytes::new(), total_size: 0, metadata, etag })
+                    }
                     _ => Err(classify("download", &self.url(key), e)),
                 };
             }
@@ -187,15 +190,23 @@ impl S3Store {
     }
 
     /// The object's size, metadata and ETag, or `None` when there is none.
-    pub(super) async fn head_object(&self, key: &str) -> Result<Option<(u64, Metadata, Option<String>)>> {
+    pub(super) async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>> {
         let request = self.client.head_object().bucket(&self.bucket).key(key);
+        // The stored full-object checksum, where the service keeps one
+        // (legacy servers refuse the header).
+        let request = request.set_checksum_mode((!self.checksums.legacy()).then_some(ChecksumMode::Enabled));
         match sse_c!(request, self.customer_key()).send().await {
             Ok(out) if out.e_tag().is_none_or(str::is_empty) => Err(not_s3(&self.server, "look up", &self.url(key))),
-            Ok(out) => Ok(Some((
-                out.content_length().unwrap_or(0).max(0) as u64,
-                from_map(out.metadata()),
-                out.e_tag().map(str::to_string),
-            ))),
+            Ok(out) => Ok(Some(ObjectHead {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                metadata: from_map(out.metadata()),
+                etag: out.e_tag().map(str::to_string),
+                // CRC-64/NVME is only ever a full-object checksum.
+                full_crc64: out
+                    .checksum_crc64_nvme()
+                    .filter(|_| out.checksum_type().is_none_or(|t| *t == ChecksumType::FullObject))
+                    .and_then(parse_crc64_header),
+            })),
             Err(e) if http_status(&e) == Some(404) => Ok(None),
             Err(e) => Err(classify("look up", &self.url(key), e)),
         }
@@ -274,7 +285,7 @@ impl S3Store {
             .delete(delete)
             // DeleteObjects requires a body checksum (legacy modes: the
             // client's interceptor sends Content-MD5 instead).
-            .set_checksum_algorithm((self.checksums == Checksums::Crc32c).then_some(ChecksumAlgorithm::Crc32C))
+            .set_checksum_algorithm((!self.checksums.legacy()).then_some(ChecksumAlgorithm::Crc32C))
             .send()
             .await
             .map_err(|e| classify("delete from", &self.url(&keys[0]), e))?;

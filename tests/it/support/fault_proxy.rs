@@ -57,6 +57,8 @@ pub struct Faults {
     pub only: Option<(&'static str, &'static str)>,
     /// ...and not into those whose request line contains this.
     pub skip: Option<&'static str>,
+    /// Like `only`, for several kinds of request at once (any one matching).
+    pub only_any: &'static [(&'static str, &'static str)],
     /// Behave as a legacy S3-compatible server: refuse (400) any
     /// `x-amz-checksum-*` or `x-amz-sdk-checksum-algorithm` header and
     /// unsigned payloads; require a correct Content-MD5 on DeleteObjects
@@ -188,6 +190,14 @@ fn serve(
         let faults = match faults.only {
             _ if skipped => Faults::default(),
             Some((start, part)) if !(request_line.starts_with(start) && request_line.contains(part)) => {
+                Faults::default()
+            }
+            _ if !faults.only_any.is_empty()
+                && !faults
+                    .only_any
+                    .iter()
+                    .any(|(start, part)| request_line.starts_with(start) && request_line.contains(part)) =>
+            {
                 Faults::default()
             }
             _ => faults,
