@@ -28,7 +28,8 @@ const MISSING_SHOWN: usize = 100;
 pub async fn run(config: &Path, json: bool) -> Result<()> {
     let ctx = Context::open(config, Purpose::Other).await?;
     let vault = ctx.vault_retention().await;
-    let catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads::default(), vault.as_ref()).await?;
+    let mut catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads::default(), vault.as_ref()).await?;
+    catalog::object_lock::fill(&ctx.store, &mut catalog).await?;
     let now = chrono::Local::now().naive_local();
     let text = if json { to_json(&catalog, now) } else { table(&catalog, now, &ctx) };
     let mut out = std::io::stdout().lock();
@@ -172,8 +173,8 @@ fn to_json(catalog: &Catalog, now: chrono::NaiveDateTime) -> String {
     text
 }
 
-/// `{"kind": "none"}`, `{"kind": "vault", "state": ..., "until": ..., "holds": ...}`;
-/// `object_lock` is the kind S3 Object Lock will report.
+/// `{"kind": "none"}`, `{"kind": "vault", "state": ..., "until": ..., "holds": ...}`,
+/// `{"kind": "object_lock", "modes": [...], "earliest": ..., "until": ..., "legal_holds": N, ...}`.
 fn lock_json(lock: &Lock, now: chrono::NaiveDateTime) -> Value {
     let until = |u: &Until| match u {
         Until::At(at) => json!(at.format("%Y-%m-%dT%H:%M:%S").to_string()),
@@ -185,6 +186,15 @@ fn lock_json(lock: &Lock, now: chrono::NaiveDateTime) -> Value {
         Lock::Vault { state, until: u } => {
             json!({"kind": "vault", "state": state, "until": until(u), "holds": lock.holds(now)})
         }
-        Lock::ObjectLock { until: u } => json!({"kind": "object_lock", "until": until(u), "holds": lock.holds(now)}),
+        Lock::ObjectLock(s) => json!({
+            "kind": "object_lock",
+            "modes": s.modes.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "earliest": s.earliest.map(|e| e.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            "until": until(&s.until),
+            "legal_holds": s.legal_holds,
+            "unlocked": s.unlocked,
+            "objects": s.objects,
+            "holds": lock.holds(now),
+        }),
     }
 }

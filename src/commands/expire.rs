@@ -31,7 +31,8 @@ pub async fn run(args: &ExpireArgs) -> Result<()> {
         grace: args.grace,
     };
     let vault = ctx.vault_retention().await;
-    let catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads::default(), vault.as_ref()).await?;
+    let mut catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads::default(), vault.as_ref()).await?;
+    catalog::object_lock::fill(&ctx.store, &mut catalog).await?;
     let candidates: Vec<Candidate> = catalog.backups.iter().map(Candidate::from).collect();
     let now = chrono::Local::now().naive_local();
     let plan = retention::plan(&candidates, &rules, now);

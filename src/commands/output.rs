@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::engine::catalog::inspect::{Problem, StorageState, StorageSummary, What};
-use crate::engine::catalog::lock::{Lock, Until};
+use crate::engine::catalog::lock::{Lock, ObjectLockSummary, Until};
 use crate::engine::catalog::{Backup, Status, files};
 use crate::store::{RestoreLifetime, Storage};
 
@@ -275,8 +275,29 @@ pub fn lock_word(lock: &Lock, now: chrono::NaiveDateTime) -> String {
     match lock {
         Lock::None => "none".to_string(),
         Lock::Vault { state, until } => format!("vault lock {state} {}", until_word(until)),
-        Lock::ObjectLock { until } => format!("object lock {}", until_word(until)),
+        Lock::ObjectLock(s) => object_lock_word(s),
     }
+}
+
+/// `object lock COMPLIANCE until 2025-01-01 00:00 (earliest 2024-12-31 23:59); 2 on legal hold; 1 unlocked`.
+fn object_lock_word(s: &ObjectLockSummary) -> String {
+    let modes: Vec<&str> = s.modes.iter().map(|m| m.as_str()).collect();
+    let mut out = match &s.until {
+        Until::At(_) => format!("object lock {} {}", modes.join("+"), until_word(&s.until)),
+        _ => "object lock".to_string(),
+    };
+    if let (Some(earliest), Until::At(latest)) = (s.earliest, &s.until)
+        && earliest.format("%Y-%m-%d %H:%M").to_string() != latest.format("%Y-%m-%d %H:%M").to_string()
+    {
+        out.push_str(&format!(" (earliest {})", earliest.format("%Y-%m-%d %H:%M")));
+    }
+    if s.legal_holds > 0 {
+        out.push_str(&format!("; {} on legal hold", s.legal_holds));
+    }
+    if s.unlocked > 0 {
+        out.push_str(&format!("; {} unlocked", s.unlocked));
+    }
+    out
 }
 
 /// `1 backup`, `2 backups`.

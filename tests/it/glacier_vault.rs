@@ -164,6 +164,29 @@ fn backup_thaw_restore_and_delete_on_moto() {
     assert_ok(&t.cluster.run("delete_backup", &[TS], b""));
 }
 
+/// The vault backend's files in a versioned bucket (moto): catalog entries
+/// and metadata, one of them written twice, leave no version and no delete
+/// marker after delete_backup (plain deletes would only add markers).
+#[test]
+fn bucket_files_in_a_versioned_bucket_leave_no_version_after_delete_backup() {
+    use crate::object_lock::{versioned_bucket, versions};
+    let s3 = Server::start_moto();
+    let bucket = versioned_bucket(&s3);
+    let t = Setup::with(s3, Glacier::moto(), &[("bucket", &bucket)]);
+    t.setup_backup();
+    let metadata = t.path(&format!("gpbackup_{TS}_metadata.sql"));
+    for text in ["CREATE TABLE t (a int);\n", "CREATE TABLE t (a int, b int);\n"] {
+        std::fs::write(&metadata, text).unwrap();
+        assert_ok(&t.cluster.run("backup_file", &[&metadata], b""));
+    }
+    t.backup(&data_file(0), &data(100_000, 7));
+    let prefix = format!("{}/backups/{}/{TS}/", t.cluster.folder, &TS[..8]);
+    let before = versions(&t.s3, &bucket, &prefix);
+    assert!(before.len() >= 3 && before.iter().any(|(k, _, _)| k.ends_with(".gpbackup_vault")), "{before:?}");
+    assert_ok(&t.cluster.run("delete_backup", &[TS], b""));
+    assert_eq!(versions(&t.s3, &bucket, &prefix), vec![], "versions left after delete_backup");
+}
+
 #[test]
 fn rebuild_catalog_from_the_inventory_after_losing_entries() {
     let t = Setup::new(Glacier::moto(), &[]);

@@ -1,29 +1,50 @@
-//! S3 Object Lock and versioned buckets, against a real moto server (the
-//! local server that implements versioning, retention, legal holds and
-//! their enforcement on DeleteObject with a version id): locked writes
-//! (single PUT and multipart, payloads, manifests and metadata), an
-//! attacker holding the backup key, delete_backup under retention (`fail`
-//! and `defer`), `purge` after a short retention, the GOVERNANCE bypass,
-//! legal holds, `retention extend`, versioned buckets without a lock, and
-//! a bucket that cannot lock. moto does not apply the lock headers of
-//! CreateMultipartUpload: the multipart objects here are locked by the
-//! plugin's read-back and PutObjectRetention, which is what these tests
-//! check (on AWS the headers already do it and the read-back confirms it).
+//! S3 Object Lock and versioned buckets, each test run against both local
+//! servers that implement versioning, retention, legal holds and their
+//! enforcement on DeleteObject with a version id: moto and fakecloud
+//! (`NAME::moto`, `NAME::fakecloud`). Locked writes (single PUT and
+//! multipart, payloads, manifests and metadata), an attacker holding the
+//! backup key, delete_backup under retention (`fail` and `defer`), `purge`
+//! after a short retention, the GOVERNANCE bypass, legal holds, `retention
+//! extend`, versioned buckets without a lock, a bucket that cannot lock,
+//! and the lock state in `backups` and `expire`. moto does not apply the
+//! lock headers of CreateMultipartUpload: there the multipart objects are
+//! locked by the plugin's read-back and PutObjectRetention; fakecloud
+//! applies the headers, and the read-back only confirms them.
 
 use std::time::{Duration, Instant};
 
 use crate::support::fault_proxy::{FaultProxy, Faults};
 use crate::support::*;
 
-const TS: &str = "20250102030405";
-const MIB: usize = 1 << 20;
+/// A test body run twice, as `NAME::moto` and `NAME::fakecloud`: the two
+/// local servers that implement Object Lock.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn moto() {
+                super::$name(crate::support::Server::start_moto());
+            }
 
-fn text(out: &std::process::Output) -> String {
+            #[test]
+            fn fakecloud() {
+                super::$name(crate::support::Server::start_fakecloud());
+            }
+        }
+    };
+}
+
+pub(crate) use on_both;
+
+pub(crate) const TS: &str = "20250102030405";
+pub(crate) const MIB: usize = 1 << 20;
+
+pub(crate) fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A bucket of its own on `server` with Object Lock (and so versioning).
-fn lock_bucket(server: &Server) -> String {
+pub(crate) fn lock_bucket(server: &Server) -> String {
     let bucket = format!("{}-lock", server.bucket);
     let out = server.curl(&bucket, &["-X", "PUT", "-H", "x-amz-bucket-object-lock-enabled: true"]);
     assert!(out.status.success(), "create lock bucket: {}", text(&out));
@@ -31,7 +52,7 @@ fn lock_bucket(server: &Server) -> String {
 }
 
 /// A bucket of its own with versioning and no lock.
-fn versioned_bucket(server: &Server) -> String {
+pub(crate) fn versioned_bucket(server: &Server) -> String {
     let bucket = format!("{}-ver", server.bucket);
     let out = server.curl(&bucket, &["-X", "PUT"]);
     assert!(out.status.success(), "create bucket: {}", text(&out));
@@ -45,7 +66,7 @@ fn versioned_bucket(server: &Server) -> String {
 }
 
 /// (key, version id, is a delete marker) of every version under `prefix`.
-fn versions(server: &Server, bucket: &str, prefix: &str) -> Vec<(String, String, bool)> {
+pub(crate) fn versions(server: &Server, bucket: &str, prefix: &str) -> Vec<(String, String, bool)> {
     let out = server.curl(&format!("{bucket}?versions&prefix={prefix}"), &[]);
     assert!(out.status.success(), "list versions: {}", text(&out));
     let xml = text(&out);
@@ -67,7 +88,7 @@ fn versions(server: &Server, bucket: &str, prefix: &str) -> Vec<(String, String,
 }
 
 /// The lower-cased response headers of a HEAD of `key` (a version of it).
-fn head(server: &Server, bucket: &str, key: &str, version: Option<&str>) -> String {
+pub(crate) fn head(server: &Server, bucket: &str, key: &str, version: Option<&str>) -> String {
     let path = match version {
         Some(v) => format!("{bucket}/{key}?versionId={v}"),
         None => format!("{bucket}/{key}"),
@@ -78,20 +99,20 @@ fn head(server: &Server, bucket: &str, key: &str, version: Option<&str>) -> Stri
 }
 
 /// The retain-until date a HEAD reports, in seconds since the epoch.
-fn retain_until(headers: &str) -> Option<i64> {
+pub(crate) fn retain_until(headers: &str) -> Option<i64> {
     let line = headers.lines().find(|l| l.starts_with("x-amz-object-lock-retain-until-date:"))?;
     let value = line.split_once(':')?.1.trim();
     let value = value.to_ascii_uppercase();
     chrono::DateTime::parse_from_rfc3339(&value).ok().map(|t| t.timestamp())
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 /// Backup TS with a multipart payload (11 MiB in 5 MiB parts), a small
 /// payload and a metadata file; returns the keys the plugin wrote.
-fn back_up(c: &Cluster, ts: &str) -> Vec<String> {
+pub(crate) fn back_up(c: &Cluster, ts: &str) -> Vec<String> {
     let seg = c.backup_dir("seg0/gpseg0", ts);
     let coord = c.backup_dir("coord/gpseg-1", ts);
     for (name, len) in [(format!("gpbackup_0_{ts}"), 11 * MIB + 3), (format!("gpbackup_0_{ts}_16384.gz"), 1000)] {
@@ -106,7 +127,7 @@ fn back_up(c: &Cluster, ts: &str) -> Vec<String> {
     text(&out).lines().filter_map(|l| l.split('\t').next()).map(str::to_string).collect()
 }
 
-fn lock_config(bucket: &str, extra: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+pub(crate) fn lock_config(bucket: &str, extra: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
     let mut options = vec![
         ("bucket".to_string(), bucket.to_string()),
         ("backup_multipart_chunksize".to_string(), "5MB".to_string()),
@@ -116,20 +137,19 @@ fn lock_config(bucket: &str, extra: &[(&'static str, &'static str)]) -> Vec<(Str
     options
 }
 
-fn cluster(server: &Server, options: &[(String, String)]) -> Cluster {
+pub(crate) fn cluster(server: &Server, options: &[(String, String)]) -> Cluster {
     let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Cluster::new(server, &pairs)
 }
 
 /// The same folder with other options (another operator's config).
-fn same_folder(server: &Server, c: &Cluster, options: &[(String, String)]) -> Cluster {
+pub(crate) fn same_folder(server: &Server, c: &Cluster, options: &[(String, String)]) -> Cluster {
     let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Cluster::with_folder(server, &c.folder, &pairs)
 }
 
-#[test]
-fn every_object_of_a_locked_backup_is_locked_single_put_and_multipart() {
-    let server = Server::start_moto();
+on_both!(every_object_of_a_locked_backup_is_locked_single_put_and_multipart);
+fn every_object_of_a_locked_backup_is_locked_single_put_and_multipart(server: Server) {
     let bucket = lock_bucket(&server);
     let c =
         cluster(&server, &lock_config(&bucket, &[("object_lock_mode", "compliance"), ("object_lock_retention", "1d")]));
@@ -169,9 +189,8 @@ fn every_object_of_a_locked_backup_is_locked_single_put_and_multipart() {
     assert!(under.iter().all(|(k, _, m)| keys.contains(k) && !m), "{under:?}");
 }
 
-#[test]
-fn an_attacker_with_the_backup_key_cannot_destroy_a_compliance_backup() {
-    let server = Server::start_moto();
+on_both!(an_attacker_with_the_backup_key_cannot_destroy_a_compliance_backup);
+fn an_attacker_with_the_backup_key_cannot_destroy_a_compliance_backup(server: Server) {
     let bucket = lock_bucket(&server);
     let options = lock_config(&bucket, &[("object_lock_mode", "compliance"), ("object_lock_retention", "1d")]);
     let c = cluster(&server, &options);
@@ -209,9 +228,17 @@ fn an_attacker_with_the_backup_key_cannot_destroy_a_compliance_backup() {
     let soon = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let out = c.run_raw(&["retention", "extend", &config, TS, "--until", &soon, "--bypass-governance-retention"]);
     assert_fails_with(&out, "can never be shortened");
-    // The server itself: moto accepts a direct PutObjectRetention that
-    // shortens COMPLIANCE (AWS refuses it), so this test cannot show the
-    // server's refusal; the plugin's is shown above.
+    // The server itself: fakecloud refuses a direct PutObjectRetention
+    // that shortens COMPLIANCE, even with the bypass header, as AWS does;
+    // moto accepts it, so on moto only the plugin's refusal is shown.
+    if server.is_fakecloud() {
+        let body = format!("<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>{soon}</RetainUntilDate></Retention>");
+        let out = server.curl(
+            &format!("{bucket}/{small}?retention&versionId={version}"),
+            &["-X", "PUT", "-H", "x-amz-bypass-governance-retention: true", "--data-binary", &body],
+        );
+        assert!(!out.status.success() && text(&out).contains("AccessDenied"), "shortened: {}", text(&out));
+    }
 }
 
 impl Cluster {
@@ -222,9 +249,8 @@ impl Cluster {
     }
 }
 
-#[test]
-fn delete_under_retention_fails_or_defers_and_purge_deletes_after_it_ends() {
-    let server = Server::start_moto();
+on_both!(delete_under_retention_fails_or_defers_and_purge_deletes_after_it_ends);
+fn delete_under_retention_fails_or_defers_and_purge_deletes_after_it_ends(server: Server) {
     let bucket = lock_bucket(&server);
     let retention = 12;
     let c = cluster(
@@ -267,9 +293,8 @@ fn delete_under_retention_fails_or_defers_and_purge_deletes_after_it_ends() {
     assert_eq!(versions(&server, &bucket, &prefix), vec![], "versions left after purge");
 }
 
-#[test]
-fn governance_is_bypassed_only_with_the_flag() {
-    let server = Server::start_moto();
+on_both!(governance_is_bypassed_only_with_the_flag);
+fn governance_is_bypassed_only_with_the_flag(server: Server) {
     let bucket = lock_bucket(&server);
     let c =
         cluster(&server, &lock_config(&bucket, &[("object_lock_mode", "governance"), ("object_lock_retention", "1d")]));
@@ -283,9 +308,8 @@ fn governance_is_bypassed_only_with_the_flag() {
     assert_eq!(versions(&server, &bucket, &prefix), vec![], "versions left after delete_backup");
 }
 
-#[test]
-fn legal_hold_blocks_delete_until_lifted() {
-    let server = Server::start_moto();
+on_both!(legal_hold_blocks_delete_until_lifted);
+fn legal_hold_blocks_delete_until_lifted(server: Server) {
     let bucket = lock_bucket(&server);
     let c = cluster(&server, &lock_config(&bucket, &[("object_lock_legal_hold", "true")]));
     let keys = back_up(&c, TS);
@@ -308,9 +332,8 @@ fn legal_hold_blocks_delete_until_lifted() {
     assert_eq!(versions(&server, &bucket, &prefix), vec![]);
 }
 
-#[test]
-fn retention_extend_by_and_until() {
-    let server = Server::start_moto();
+on_both!(retention_extend_by_and_until);
+fn retention_extend_by_and_until(server: Server) {
     let bucket = lock_bucket(&server);
     let c =
         cluster(&server, &lock_config(&bucket, &[("object_lock_mode", "governance"), ("object_lock_retention", "1d")]));
@@ -335,9 +358,8 @@ fn retention_extend_by_and_until() {
     }
 }
 
-#[test]
-fn a_versioned_bucket_without_a_lock_keeps_no_version_after_delete_backup() {
-    let server = Server::start_moto();
+on_both!(a_versioned_bucket_without_a_lock_keeps_no_version_after_delete_backup);
+fn a_versioned_bucket_without_a_lock_keeps_no_version_after_delete_backup(server: Server) {
     let bucket = versioned_bucket(&server);
     let c = cluster(&server, &lock_config(&bucket, &[]));
     back_up(&c, TS);
@@ -356,9 +378,8 @@ fn a_versioned_bucket_without_a_lock_keeps_no_version_after_delete_backup() {
     assert_eq!(versions(&server, &bucket, &prefix), vec![], "versions left after delete_backup");
 }
 
-#[test]
-fn a_bucket_without_object_lock_fails_setup_and_check_with_the_fix() {
-    let server = Server::start_moto();
+on_both!(a_bucket_without_object_lock_fails_setup_and_check_with_the_fix);
+fn a_bucket_without_object_lock_fails_setup_and_check_with_the_fix(server: Server) {
     let options = lock_config(&server.bucket, &[("object_lock_mode", "governance"), ("object_lock_retention", "7d")]);
     let c = cluster(&server, &options);
     let dir = c.backup_dir("coord/gpseg-1", TS).display().to_string();
@@ -385,14 +406,13 @@ fn lock_options_are_checked_by_name() {
     }
 }
 
+on_both!(per_key_refusals_inside_delete_objects_fail_or_defer);
 /// The per-key refusals inside a 200 DeleteObjects answer (what S3 sends
 /// for versions a lock keeps), through a proxy, on a versioned bucket
 /// without a lock (so the plugin's lookup predicts nothing): `fail` stops
 /// and says so, `defer` records the backup, `purge` deletes it once the
 /// refusals stop.
-#[test]
-fn per_key_refusals_inside_delete_objects_fail_or_defer() {
-    let server = Server::start_moto();
+fn per_key_refusals_inside_delete_objects_fail_or_defer(server: Server) {
     let bucket = versioned_bucket(&server);
     let c = cluster(&server, &lock_config(&bucket, &[]));
     back_up(&c, TS);
@@ -420,4 +440,61 @@ fn per_key_refusals_inside_delete_objects_fail_or_defer() {
     assert_ok(&out);
     assert!(text(&out).contains("1 done, 0 still refused"), "{}", text(&out));
     assert_eq!(versions(&server, &bucket, &prefix), vec![]);
+}
+
+on_both!(backups_and_expire_show_the_object_lock_of_each_backup);
+/// `backups` (table and JSON) and `expire` show each backup's Object Lock:
+/// mode, latest and earliest retain-until dates, legal holds; an unlocked
+/// backup in the same bucket shows none. `list_directory` keeps its
+/// `key<TAB>size` lines.
+fn backups_and_expire_show_the_object_lock_of_each_backup(server: Server) {
+    const HELD: &str = "20250103030405";
+    const FREE: &str = "20250104030405";
+    let bucket = lock_bucket(&server);
+    let c =
+        cluster(&server, &lock_config(&bucket, &[("object_lock_mode", "compliance"), ("object_lock_retention", "1d")]));
+    let keys = back_up(&c, TS);
+    back_up(&same_folder(&server, &c, &lock_config(&bucket, &[("object_lock_legal_hold", "true")])), HELD);
+    back_up(&same_folder(&server, &c, &lock_config(&bucket, &[])), FREE);
+    let dates: Vec<i64> = keys.iter().map(|k| retain_until(&head(&server, &bucket, k, None)).unwrap()).collect();
+    let local =
+        |secs: i64| chrono::DateTime::from_timestamp(secs, 0).unwrap().with_timezone(&chrono::Local).naive_local();
+    let (first, last) = (local(*dates.iter().min().unwrap()), local(*dates.iter().max().unwrap()));
+
+    let out = c.run("backups", &[], b"");
+    assert_ok(&out);
+    let table = text(&out);
+    let row =
+        |ts: &str| table.lines().find(|l| l.starts_with(ts)).unwrap_or_else(|| panic!("{ts}: {table}")).to_string();
+    let until = format!("object lock COMPLIANCE until {}", last.format("%Y-%m-%d %H:%M"));
+    assert!(row(TS).contains(&until), "{table}");
+    assert!(row(HELD).contains("object lock; 4 on legal hold"), "{table}");
+    assert!(!row(FREE).contains("object lock"), "{table}");
+
+    let out = c.run("backups", &["--json"], b"");
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = |ts: &str| json.as_array().unwrap().iter().find(|b| b["timestamp"] == ts).unwrap()["lock"].clone();
+    let lock = entry(TS);
+    assert_eq!(lock["kind"], "object_lock", "{lock}");
+    assert_eq!(lock["modes"], serde_json::json!(["COMPLIANCE"]), "{lock}");
+    assert_eq!(lock["earliest"], first.format("%Y-%m-%dT%H:%M:%S").to_string(), "{lock}");
+    assert_eq!(lock["until"], last.format("%Y-%m-%dT%H:%M:%S").to_string(), "{lock}");
+    assert_eq!((lock["objects"].as_u64(), lock["holds"].as_bool()), (Some(4), Some(true)), "{lock}");
+    let held = entry(HELD);
+    assert_eq!((held["legal_holds"].as_u64(), held["until"].as_str()), (Some(4), Some("forever")), "{held}");
+    assert_eq!(entry(FREE)["kind"], "none");
+
+    // expire keeps the locked backups and would delete the free one.
+    let out = c.run("expire", &["--older-than", "1d", "--grace", "0s"], b"");
+    assert_ok(&out);
+    let plan = text(&out);
+    let line = |ts: &str| plan.lines().find(|l| l.contains(ts)).unwrap_or_else(|| panic!("{ts}: {plan}")).to_string();
+    assert!(line(TS).starts_with("keep") && line(TS).contains("retention lock until"), "{plan}");
+    assert!(line(HELD).starts_with("keep") && line(HELD).contains("retention lock"), "{plan}");
+    assert!(line(FREE).starts_with("delete"), "{plan}");
+
+    // list_directory's lines stay `key<TAB>size`, which scripts parse.
+    let listing = text(&c.run("list_directory", &[], b""));
+    assert!(listing.lines().all(|l| l.split('\t').count() == 2), "{listing}");
 }

@@ -2,12 +2,11 @@
 //! `expire` skips it instead of starting a delete the service refuses
 //! halfway (which would leave half a backup).
 //!
-//! Today the one lock is a Glacier Vault Lock (`storage: glacier`): its
-//! policy typically denies `glacier:DeleteArchive` while
-//! `glacier:ArchiveAgeInDays` is less than N, so a backup's archives are
-//! locked until N days after the backup. S3 Object Lock (another issue)
-//! plugs in here: a [`Lock::ObjectLock`] from the objects' retain-until
-//! dates, filled where [`lock_of`] is called.
+//! Two locks: a Glacier Vault Lock (`storage: glacier`), whose policy
+//! typically denies `glacier:DeleteArchive` while `glacier:ArchiveAgeInDays`
+//! is less than N, so a backup's archives are locked until N days after the
+//! backup; and S3 Object Lock, a [`Lock::ObjectLock`] from the objects'
+//! retain-until dates and legal holds ([`super::object_lock`]).
 
 use chrono::{Duration, NaiveDateTime};
 use serde_json::Value;
@@ -32,11 +31,25 @@ pub enum Lock {
         state: String,
         until: Until,
     },
-    /// S3 Object Lock: reserved for the issue that adds it (retain-until
-    /// of the backup's objects, and whether any is under legal hold).
-    ObjectLock {
-        until: Until,
-    },
+    /// S3 Object Lock of the backup's current objects.
+    ObjectLock(ObjectLockSummary),
+}
+
+/// The Object Lock of a backup's objects, in the coordinator's local time
+/// (like backup timestamps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLockSummary {
+    /// The retention modes seen (usually one).
+    pub modes: Vec<crate::config::LockMode>,
+    /// The earliest retain-until date of any object.
+    pub earliest: Option<NaiveDateTime>,
+    /// The latest retain-until date (the backup is deletable whole after
+    /// it); `Forever` when only legal holds lock it.
+    pub until: Until,
+    pub legal_holds: usize,
+    /// Objects with neither a retention nor a legal hold.
+    pub unlocked: usize,
+    pub objects: usize,
 }
 
 impl Lock {
@@ -44,7 +57,8 @@ impl Lock {
     pub fn holds(&self, now: NaiveDateTime) -> bool {
         match self {
             Lock::None => false,
-            Lock::Vault { until, .. } | Lock::ObjectLock { until } => match until {
+            Lock::ObjectLock(s) if s.legal_holds > 0 => true,
+            Lock::Vault { until, .. } | Lock::ObjectLock(ObjectLockSummary { until, .. }) => match until {
                 Until::At(at) => now < *at,
                 Until::Forever | Until::Unknown => true,
             },

@@ -8,7 +8,8 @@
 //! - [`files`]: gpbackup's config, report and TOC, read as untrusted YAML;
 //! - [`inspect`]: a backup's description and completeness (at most three
 //!   small reads per backup, plus a few lookups of its cold objects);
-//! - [`lock`]: retention locks (a Glacier Vault Lock today);
+//! - [`lock`]: retention locks (a Glacier Vault Lock, S3 Object Lock);
+//! - [`object_lock`]: each backup's S3 Object Lock, from its objects;
 //! - [`retention`]: what `expire` keeps and deletes;
 //! - [`verify`]: proving objects sound without restoring them;
 //! - [`history`]: gpbackup's `gpbackup_history.db`.
@@ -18,7 +19,8 @@
 //! for `history export`, one of its report, plus at most
 //! [`scan::SAMPLE`] lookups of its archived objects when it has any (and,
 //! with `storage: glacier`, one read of each archive's catalog entry while
-//! listing).
+//! listing). On a bucket with Object Lock, `backups` and `expire` also list
+//! each backup and look up the lock of each of its objects.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub mod files;
 pub mod history;
 pub mod inspect;
 pub mod lock;
+pub mod object_lock;
 pub mod retention;
 pub mod scan;
 pub mod verify;

@@ -166,7 +166,10 @@ pub fn plan(candidates: &[Candidate], rules: &Rules, now: NaiveDateTime) -> Vec<
         }
         if c.lock.holds(now) {
             let until = match &c.lock {
-                Lock::Vault { until, .. } | Lock::ObjectLock { until } => until.clone(),
+                Lock::ObjectLock(s) if s.legal_holds > 0 => Until::Forever,
+                Lock::Vault { until, .. } | Lock::ObjectLock(super::lock::ObjectLockSummary { until, .. }) => {
+                    until.clone()
+                }
                 Lock::None => Until::Unknown,
             };
             why.push(Keep::Locked(until));

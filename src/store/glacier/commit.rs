@@ -93,7 +93,7 @@ impl Vault {
             Some(old) => self.write_entry(old).await,
             None => {
                 self.forget(&entry.key);
-                self.bucket.delete_many(&[layout::catalog_key(&entry.key)]).await.map(|_| ())
+                self.delete_bucket_files(&[layout::catalog_key(&entry.key)]).await.map(|_| ())
             }
         };
         match restored {
@@ -131,7 +131,7 @@ impl Vault {
 
     /// Deletes a bucket key, logging (not failing) when it cannot.
     async fn remove(&self, key: &str) {
-        if let Err(e) = self.bucket.delete_many(&[key.to_string()]).await {
+        if let Err(e) = self.delete_bucket_files(&[key.to_string()]).await {
             log::warn!("{} could not be deleted: {e}", self.bucket.url(key));
         }
     }

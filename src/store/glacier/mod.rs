@@ -42,6 +42,7 @@ use crate::layout::{self, EntryTag};
 
 mod admin;
 mod archives;
+mod bucket_files;
 pub mod catalog;
 mod client;
 mod commit;
@@ -88,6 +89,8 @@ struct Vault {
     vault_exists: tokio::sync::OnceCell<bool>,
     /// The vault's live retrieval jobs by archive id, listed once.
     live_jobs: tokio::sync::OnceCell<HashMap<String, String>>,
+    /// Whether the bucket keeps versions, once a delete asked.
+    bucket_versioned: tokio::sync::OnceCell<bool>,
 }
 
 impl GlacierStore {
@@ -114,6 +117,7 @@ impl GlacierStore {
             finished_jobs: Mutex::new(HashMap::new()),
             vault_exists: tokio::sync::OnceCell::new(),
             live_jobs: tokio::sync::OnceCell::new(),
+            bucket_versioned: tokio::sync::OnceCell::new(),
         })))
     }
 }
@@ -488,7 +492,7 @@ impl Vault {
                 }
                 // The entry goes the moment its archive does.
                 self.forget(key);
-                let gone = self.bucket.delete_many(&[layout::catalog_key(key), key.to_string()]).await?;
+                let gone = self.delete_bucket_files(&[layout::catalog_key(key), key.to_string()]).await?;
                 outcome.refused.extend(gone.refused);
             } else {
                 plain.push(layout::catalog_key(key));
@@ -497,7 +501,7 @@ impl Vault {
             }
         }
         if !plain.is_empty() {
-            let bucket = self.bucket.delete_many(&plain).await?;
+            let bucket = self.delete_bucket_files(&plain).await?;
             outcome.refused.extend(bucket.refused);
         }
         Ok(outcome)

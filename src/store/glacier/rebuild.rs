@@ -53,7 +53,7 @@ impl Vault {
                 // its backup_data failed, so it goes, with its intent.
                 self.delete_archive(&key, &archive.archive_id).await?;
                 let intent_key = layout::tagged_catalog_key(&key, EntryTag::Intent(nonce));
-                self.bucket.delete_many(&[intent_key]).await?;
+                self.delete_bucket_files(&[intent_key]).await?;
                 done.discarded += 1;
                 continue;
             }

@@ -164,7 +164,7 @@ fn describes_under(description: &str, folder: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn find_binary(name: &str) -> PathBuf {
+pub(super) fn find_binary(name: &str) -> PathBuf {
     if let Some(path) = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())

@@ -14,7 +14,8 @@
 //! [`Server::start_moto`] starts a moto server instead (storage classes,
 //! RestoreObject, InvalidObjectState), whatever the environment says: the
 //! cold-storage tests need what only it implements. Its Python venv is made
-//! on first use by `scripts/ensure-moto.sh`.
+//! on first use by `scripts/ensure-moto.sh`. [`Server::start_fakecloud`]
+//! starts fakecloud, the second Object Lock implementation.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -48,6 +49,8 @@ enum Process {
     },
     /// moto.
     Spawned(Spawned),
+    /// fakecloud.
+    Fakecloud(Spawned),
 }
 
 impl Server {
@@ -126,6 +129,35 @@ impl Server {
         let out = server.curl(&server.bucket, &["-X", "PUT"]);
         assert!(out.status.success(), "create bucket on moto: {}", String::from_utf8_lossy(&out.stdout));
         server
+    }
+
+    /// A fakecloud server (`scripts/ensure-fakecloud.sh` installs it) on a
+    /// free port with a bucket of its own: S3 versioning and Object Lock
+    /// with the lock headers of multipart uploads applied, storage classes
+    /// and RestoreObject. It does not check signatures.
+    pub fn start_fakecloud() -> Server {
+        let binary = super::glacier::find_binary("fakecloud");
+        let process = Spawned::on_free_port("fakecloud", Duration::from_secs(60), |port| {
+            let mut command = Command::new(&binary);
+            command.args(["--addr", &format!("127.0.0.1:{port}"), "--log-level", "error"]);
+            command
+        });
+        let server = Server {
+            endpoint: format!("http://127.0.0.1:{}", process.port),
+            access_key: format!("AKIA{}", random_hex(6).to_uppercase()),
+            secret_key: random_hex(16),
+            bucket: format!("gpbackup-{}", random_hex(4)),
+            region: "us-east-1".to_string(),
+            root: None,
+            process: Process::Fakecloud(process),
+        };
+        let out = server.curl(&server.bucket, &["-X", "PUT"]);
+        assert!(out.status.success(), "create bucket on fakecloud: {}", String::from_utf8_lossy(&out.stdout));
+        server
+    }
+
+    pub fn is_fakecloud(&self) -> bool {
+        matches!(self.process, Process::Fakecloud(_))
     }
 
     /// A SigV4-signed request to `<endpoint>/<path>` with curl; fails on an
@@ -211,7 +243,7 @@ impl Server {
         match &self.process {
             Process::None => None,
             Process::Script(server) | Process::Garage { server, .. } => Some(server.pid()),
-            Process::Spawned(s) => Some(s.pid()),
+            Process::Spawned(s) | Process::Fakecloud(s) => Some(s.pid()),
         }
     }
 }

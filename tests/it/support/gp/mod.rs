@@ -157,7 +157,11 @@ impl<'a> Gp<'a> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         for (k, v) in extra {
-            options.push((k.to_string(), v.to_string()));
+            // An option given again (another bucket) replaces the default.
+            match options.iter_mut().find(|(key, _)| key == k) {
+                Some(option) => option.1 = v.to_string(),
+                None => options.push((k.to_string(), v.to_string())),
+            }
         }
         let mut yaml = format!("executablepath: {}\noptions:\n", s(&pg.plugin));
         for (k, v) in &options {
