@@ -20,5 +20,6 @@ mod hardening_data;
 mod hardening_input;
 mod integrity;
 mod object_lock;
+mod password_encryption;
 mod protocol;
 mod s3_options;
