@@ -2,10 +2,11 @@
 """Writes BENCHMARKS.md (markdown, on stdout) from bench/run.sh's results.
 
     report.py RESULTS_DIR > BENCHMARKS.md
+    report.py --only encryption RESULTS_DIR   (BENCH_ONLY=encryption: that section alone)
 
 RESULTS_DIR holds meta.tsv, throughput.tsv, rss.tsv, small.json,
 fanout.tsv, subset.tsv, subset.json, whole.json, subset.seconds and
-checksums.md, as bench/run.sh writes them.
+checksums.md, as bench/run.sh writes them, and encryption.tsv (section 8).
 """
 
 import csv
@@ -56,7 +57,53 @@ def verdict(ok):
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
 
 
+def encryption(res):
+    """Section 8 (plain against encrypted) and its target, or ([], None)
+    without results."""
+    path = os.path.join(res, "encryption.tsv")
+    if not os.path.exists(path):
+        return [], None
+    rows = read_tsv(path)
+    rate, cpu = {}, {}
+    for r in rows:
+        key = (r["op"], r["mode"])
+        gib = int(r["bytes"]) / (1 << 30)
+        rate.setdefault(key, []).append(int(r["bytes"]) / MiB / float(r["seconds"]))
+        cpu.setdefault(key, []).append(float(r["cpu_seconds"]) / gib)
+    mib = int(rows[0]["bytes"]) // MiB
+    reps = len(rate[("backup_data", "plain")])
+    out = [f"## 8. Client-side encryption: {mib} MiB, plain and encrypted (age)", ""]
+    out.append(
+        f"The same random file through `backup_data` and `restore_data` (to /dev/null) with the plain config and"
+    )
+    out.append(
+        f"with `encryption_recipients` (restores with `encryption_identity_file`), alternated in {reps} rounds; median"
+    )
+    out.append("MiB/s, and the plugin's CPU seconds (user + system, GNU time) per GiB of plaintext.")
+    out.append("")
+    out.append("| Command | Plain MiB/s | Encrypted MiB/s | Ratio | Plain CPU s/GiB | Encrypted CPU s/GiB |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    worst = None
+    for op in ("backup_data", "restore_data"):
+        p, e = statistics.median(rate[(op, "plain")]), statistics.median(rate[(op, "encrypted")])
+        pc, ec = statistics.median(cpu[(op, "plain")]), statistics.median(cpu[(op, "encrypted")])
+        worst = e / p if worst is None else min(worst, e / p)
+        out.append(f"| `{op}` | {p:.1f} | {e:.1f} | {e / p:.2f}x | {pc:.2f} | {ec:.2f} |")
+    out.append("")
+    target = ("encrypted throughput ≥ 0.8x plain (issue 16), the worse of backup and restore", fmt_ratio(worst), worst >= 0.8)
+    return out, target
+
+
 def main():
+    if sys.argv[1] == "--only":
+        res = sys.argv[3]
+        meta = load(res)
+        section, target = encryption(res)
+        print("\n".join(section))
+        print(f"| Target | Measured | Result |\n| --- | ---: | --- |\n| {target[0]} | {target[1]} | {verdict(target[2])} |")
+        print(f"\nServer: {meta.get('server', '?')}; load average {meta.get('load_start', '?')} at the start, "
+              f"{meta.get('load_end', '?')} at the end; {meta.get('cpu', '?')}, {os.cpu_count()} CPUs.")
+        return
     res = sys.argv[1]
     meta = load(res)
     quick = meta.get("quick") == "1"
@@ -171,6 +218,9 @@ def main():
     sub_ratio = sub_wire["down"] / int(sub["requested"])
     targets.append(("restore_data_subset fetches ≤ 1.01x the bytes requested", f"{sub_ratio:.4f}x", sub_ratio <= 1.01))
     targets.append(("fan-out without errors", f"{fan['errors']} errors", int(fan["errors"]) == 0))
+    enc_section, enc_target = encryption(res)
+    if enc_target:
+        targets.append(enc_target)
 
     w("## Targets")
     w("")
@@ -355,6 +405,10 @@ def main():
             f"{f['download_s']:.1f} s ({f['mib'] / f['download_s']:.0f} MiB/s) | {'yes' if f['identical'] else 'NO'} |"
         )
         w("")
+
+    # ------------------------------------------------------------ encryption
+    for line in enc_section:
+        w(line)
 
     # ------------------------------------------------------------ method
     w("## Method")

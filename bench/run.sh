@@ -21,6 +21,10 @@
 #   BENCH_CHECKSUMS=0    skip the checksum bench (it compiles, and may wait for
 #                        cargo's lock while other builds run)
 #   PLUGIN=PATH          the plugin binary (default target/release/gpbackup_s3_plugin)
+#   BENCH_ONLY=encryption
+#                        only section 8 (no checksum bench, no other client):
+#                        its table is printed on stdout, BENCHMARKS.md is not
+#                        written
 #
 # What it measures (all on 127.0.0.1):
 #   1. throughput: upload (backup_data from stdin, curl PUT, aws s3 cp -,
@@ -33,7 +37,10 @@
 #   4. segment fan-out: concurrent backup_data processes fed through pipes;
 #   5. restore_data_subset: bytes on the wire (bench/countproxy.py between
 #      the plugin and the server) against bytes requested;
-#   6. checksum throughput (cargo bench --bench checksums).
+#   6. checksum throughput (cargo bench --bench checksums);
+#   8. client-side encryption: backup_data and restore_data of the same
+#      random file with and without encryption_recipients (age), alternated,
+#      median MiB/s and CPU seconds (user + system, GNU time) per GiB.
 #
 # Installs what is missing when it can: rclone and GNU time from Debian
 # (apt-get, as root), aws-cli from PyPI (pip --user). A missing comparison
@@ -60,6 +67,8 @@ PLUGIN=${PLUGIN:-$repo/target/release/gpbackup_s3_plugin}
 OUT=${BENCH_OUT:-$repo/BENCHMARKS.md}
 CMD_TIMEOUT=${BENCH_TIMEOUT:-1200}
 SERVER_CHOICE=${BENCH_SERVER:-auto}
+ONLY=${BENCH_ONLY:-}
+case $ONLY in '' | encryption) ;; *) echo "BENCH_ONLY must be encryption (or unset), not '$ONLY'" >&2 && exit 2 ;; esac
 
 FOLDER=bench
 DATE=20240101
@@ -68,6 +77,7 @@ TS_RSS=20240101000002   # peak RSS
 TS_SMALL=20240101000003 # small calls
 TS_FAN=20240101000004   # fan-out
 TS_SUB=20240101000005   # subset
+TS_ENC=20240101000006   # encryption
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -177,7 +187,9 @@ log "machine: $(nproc) CPUs, ${cpu_model:-?}, $mem_total, load $(cut -d' ' -f1-3
 # First, before any server runs: it may have to compile (and wait for
 # cargo's lock while others build).
 
-if [ "${BENCH_CHECKSUMS:-1}" = 0 ]; then
+if [ -n "$ONLY" ]; then
+    log "checksum throughput: skipped (BENCH_ONLY=$ONLY)"
+elif [ "${BENCH_CHECKSUMS:-1}" = 0 ]; then
     log "checksum throughput: skipped (BENCH_CHECKSUMS=0)"
     echo "Skipped in this run (\`BENCH_CHECKSUMS=0\`)." >"$RES/checksums.md"
 else
@@ -299,6 +311,62 @@ need_kib=$(((BIG_MIB * (REPS * 4 + 3) + FAN_N * FAN_MIB * 2 + SUBSET_MIB * 2 + 2
 have_kib=$(free_kib "$WORK")
 [ "$have_kib" -ge "$need_kib" ] ||
     die "not enough free space in /tmp: $((have_kib >> 20)) GiB free, about $((need_kib >> 20)) GiB needed (without the ${HUGE_MIB} MiB RSS test)"
+
+# ---------------------------------------------------------------- 8. encryption
+# First of the plugin's own measurements (BENCH_ONLY=encryption stops after
+# it). The same file, plain and encrypted, alternated per round so that a
+# change of load hits both; CPU time is the plugin's own (GNU time).
+
+cpu_seconds() { awk -F': ' '/User time|System time/ {s += $2} END {printf "%.3f", s}' "$WORK/time.out"; }
+log "8. client-side encryption: backup_data and restore_data of ${BIG_MIB} MiB, plain and encrypted, $REPS rounds"
+command -v age-keygen >/dev/null 2>&1 || apt_install age || true
+command -v age-keygen >/dev/null 2>&1 || die "age-keygen is missing: apt-get install age"
+age-keygen -o "$WORK/age-key.txt" 2>/dev/null || die "age-keygen"
+AGE_PUBLIC=$(age-keygen -y "$WORK/age-key.txt") || die "age-keygen -y"
+cp "$CFG" "$WORK/config-enc.yaml"
+printf '  encryption_recipients: %s\n  encryption_identity_file: %s\n' "$AGE_PUBLIC" "$WORK/age-key.txt" \
+    >>"$WORK/config-enc.yaml"
+make_random "$WORK/enc.bin" "$BIG_MIB" "bench-enc-$$"
+enc_sha=$(sha256sum <"$WORK/enc.bin" | cut -d' ' -f1)
+printf 'op\tmode\trep\tseconds\tcpu_seconds\tbytes\n' >"$RES/encryption.tsv"
+enc_run() { # OP MODE REP
+    local cfg=$CFG
+    [ "$2" = encrypted ] && cfg=$WORK/config-enc.yaml
+    if [ "$1" = backup_data ]; then
+        HOME=$PLUGIN_HOME run_timed "$PLUGIN" backup_data "$cfg" "$LOCAL/$TS_ENC/enc_$2" <"$WORK/enc.bin" 2>"$WORK/err"
+    else
+        HOME=$PLUGIN_HOME run_timed "$PLUGIN" restore_data "$cfg" "$LOCAL/$TS_ENC/enc_$2" >/dev/null 2>"$WORK/err"
+    fi
+    read_timing
+    [ "$T_RC" = 0 ] && [ ! -s "$WORK/err" ] || { sed 's/^/    /' "$WORK/err" >&2; die "$1 ($2) failed"; }
+    local cpu
+    cpu=$(cpu_seconds)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$T_SEC" "$cpu" "$BIG" >>"$RES/encryption.tsv"
+    log "  $1 $2 #$3: $(mibps "$BIG" "$T_SEC") MiB/s, ${cpu} s CPU"
+}
+for ((rep = 1; rep <= REPS; rep++)); do
+    if ((rep % 2)); then modes=(plain encrypted); else modes=(encrypted plain); fi
+    for mode in "${modes[@]}"; do enc_run backup_data "$mode" "$rep"; done
+    for mode in "${modes[@]}"; do enc_run restore_data "$mode" "$rep"; done
+done
+# Both give back the bytes backed up; the encrypted object is not them.
+for mode in plain encrypted; do
+    cfg=$CFG
+    [ "$mode" = encrypted ] && cfg=$WORK/config-enc.yaml
+    got=$(HOME=$PLUGIN_HOME "$PLUGIN" restore_data "$cfg" "$LOCAL/$TS_ENC/enc_$mode" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$enc_sha" ] || die "restore_data ($mode) did not give back the bytes backed up"
+done
+enc_stored=$(object_size "$FOLDER/backups/$DATE/$TS_ENC/enc_encrypted")
+[ -n "$enc_stored" ] && [ "$enc_stored" -gt "$BIG" ] || die "the encrypted object is not larger than the plaintext"
+meta enc_stored "$enc_stored"
+log "  (both restores compared by SHA-256: identical; encrypted object $enc_stored bytes)"
+rm -f "$WORK/enc.bin"
+HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_ENC" || die "delete_backup $TS_ENC"
+if [ -n "$ONLY" ]; then
+    meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+    python3 "$here/report.py" --only encryption "$RES" || die "bench/report.py"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- 1. throughput
 

@@ -59,6 +59,17 @@ pub enum Command {
         #[arg(long)]
         build: bool,
     },
+    /// Seal a secret read from stdin for a config with password_encryption: on (prints the sealed form)
+    #[command(name = "encrypt-password")]
+    EncryptPassword {
+        /// The key file (default: $COORDINATOR_DATA_DIRECTORY/.encrypt, where gpbackup reads it);
+        /// its entry for this plugin is created (mode 0600) when missing
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Seal stdin byte for byte (by default one trailing newline is dropped)
+        #[arg(long)]
+        raw: bool,
+    },
     /// Check the config and the bucket before a backup
     #[command(name = "setup_plugin_for_backup")]
     SetupPluginForBackup(HookArgs),

@@ -17,6 +17,7 @@ mod context;
 mod delete_backup;
 mod delete_directory;
 mod directory;
+mod encrypt_password;
 mod expire;
 mod history;
 mod hooks;
@@ -47,6 +48,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::PluginApiVersion { .. } => version::plugin_api_version(),
         Command::Version { build } => version::run(build),
         Command::CleanupPluginForRestore(args) => hooks::cleanup_after_restore(&args),
+        Command::EncryptPassword { key_file, raw } => encrypt_password::run(key_file.as_deref(), raw),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -69,6 +71,7 @@ async fn run_async(command: Command) -> Result<()> {
         Command::SetupPluginForRestore(args) => hooks::setup_for_restore(&args).await,
         Command::CleanupPluginForBackup(args) => hooks::cleanup_after_backup(&args).await,
         Command::CleanupPluginForRestore(args) => hooks::cleanup_after_restore(&args),
+        Command::EncryptPassword { key_file, raw } => encrypt_password::run(key_file.as_deref(), raw),
         Command::Cleanup { config, timestamp } => cleanup::run(&config, &timestamp).await,
         Command::BackupDirectory(a) => directory::backup(&a.config, &a.dir, false, a.count.as_deref()).await,
         Command::BackupDirectoryParallel(a) => directory::backup(&a.config, &a.dir, true, a.count.as_deref()).await,

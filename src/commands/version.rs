@@ -58,16 +58,9 @@ fn build_facts() -> [(&'static str, &'static str); 5] {
 }
 
 /// The file name this process was started as (the plugin's name when
-/// argv[0] is missing or empty).
+/// argv[0] is missing, empty or has a space).
 fn program_name() -> String {
-    std::env::args_os()
-        .next()
-        .as_deref()
-        .map(std::path::Path::new)
-        .and_then(std::path::Path::file_name)
-        .map(|name| name.to_string_lossy().into_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| crate::PLUGIN_NAME.to_string())
+    crate::config::secrets::plugin_name()
 }
 
 fn print_line(line: &str) -> Result<()> {

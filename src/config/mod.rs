@@ -24,6 +24,7 @@ pub mod options;
 pub use options::{Purpose, Uses};
 mod lock;
 mod redact;
+pub mod secrets;
 mod sse;
 pub mod values;
 mod vault;
@@ -235,7 +236,16 @@ impl Config {
     /// [`Config::parse`] for a command of `purpose`: problems of the options
     /// it does not use do not count.
     pub fn parse_for(text: &str, purpose: Purpose) -> Result<Config, Error> {
-        let (executable_path, map, problems) = read_file(text)?;
+        let (executable_path, mut map, problems) = read_file(text)?;
+        // gpbackup adds the password key under the executable's own name:
+        // a renamed copy's key is ours all the same.
+        let name = secrets::plugin_name();
+        if name != crate::PLUGIN_NAME
+            && options::spec(&name).is_none()
+            && let Some(key) = map.remove(&name)
+        {
+            map.entry(crate::PLUGIN_NAME.to_string()).or_insert(key);
+        }
         let mut values = Values::new(map);
         values.problems.extend(problems.into_iter().map(|p| (None, p)));
         let mut config = Config::from_values(executable_path, &mut values);
@@ -300,6 +310,9 @@ impl Config {
                 String::new()
             }
         };
+        // Sealed credentials opened first: everything below sees plaintext.
+        let mut secrets: Vec<String> = Vec::new();
+        let password_key = secrets::open_sealed(v, &mut secrets);
         let keys = static_keys(v);
 
         // As the Go plugin: 0 means the default; what S3 forbids is clamped
@@ -374,9 +387,8 @@ impl Config {
             ));
         }
 
-        let mut secrets: Vec<String> =
-            options::secret_names().filter_map(|name| v.given(name)).map(str::to_string).collect();
-        let encryption = sse::parse(v, &mut secrets);
+        secrets.extend(options::secret_names().filter_map(|name| v.given(name)).map(str::to_string));
+        let encryption = sse::parse(v, &mut secrets, password_key.as_ref());
         let client_encryption = cse::parse(v, &mut secrets);
         let ca_cert = ca_cert(v, endpoint.as_deref());
 

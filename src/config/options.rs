@@ -463,14 +463,6 @@ pub static OPTIONS: &[Spec] = &[
         doc: "",
     },
     Spec {
-        name: "password_encryption",
-        group: Group::Injected,
-        uses: Uses::All,
-        secret: false,
-        default: Default::Text("–"),
-        doc: "",
-    },
-    Spec {
         name: "replication",
         group: Group::Injected,
         uses: Uses::All,
@@ -485,6 +477,14 @@ pub static OPTIONS: &[Spec] = &[
         secret: false,
         default: Default::Text("–"),
         doc: "",
+    },
+    Spec {
+        name: "password_encryption",
+        group: Group::Injected,
+        uses: Uses::All,
+        secret: false,
+        default: Default::Text("off"),
+        doc: "Read by gpbackup too: `on` makes gpbackup add the plugin's key from `$COORDINATOR_DATA_DIRECTORY/.encrypt` to every host's config copy, under the plugin's name; `aws_secret_access_key`, `aws_session_token` and the SSE-C key file must then be sealed by `encrypt-password`. See [Sealed credentials](#sealed-credentials-password_encryption).",
     },
     Spec {
         name: "gpbackup_s3_plugin",

@@ -44,8 +44,9 @@ impl fmt::Debug for CustomerKey {
 }
 
 /// The encryption the options ask for; secrets found (the SSE-C key, in
-/// both its forms) are added to `secrets`.
-pub fn parse(values: &mut Values, secrets: &mut Vec<String>) -> Encryption {
+/// both its forms) are added to `secrets`. With `password_encryption`'s
+/// key, the SSE-C key file holds the key sealed.
+pub fn parse(values: &mut Values, secrets: &mut Vec<String>, sealed_with: Option<&super::secrets::Key>) -> Encryption {
     let kms_key_id = values.given("sse_kms_key_id").map(str::to_string);
     let bucket_key = values.boolean("sse_bucket_key");
     let key_file = values.given("sse_customer_key_file").map(str::to_string);
@@ -70,7 +71,7 @@ pub fn parse(values: &mut Values, secrets: &mut Vec<String>) -> Encryption {
         if mode.is_some() {
             values.problem("sse_customer_key_file (SSE-C) and server_side_encryption exclude each other; set only one");
         }
-        return match read_customer_key(&file) {
+        return match read_customer_key(&file, sealed_with) {
             Ok((key, text)) => {
                 secrets.push(key.key_base64.clone());
                 secrets.extend(text);
@@ -91,11 +92,26 @@ pub fn parse(values: &mut Values, secrets: &mut Vec<String>) -> Encryption {
     }
 }
 
-/// Reads an SSE-C key file: the raw 32-byte key, or its base64 (one line).
+/// Reads an SSE-C key file: the raw 32-byte key, or its base64 (one line);
+/// with `sealed_with`, either of them sealed by `encrypt-password`.
 /// Returns the key and, when the file held text, that text (a secret too).
 /// Messages never contain a byte of the file.
-pub fn read_customer_key(file: &str) -> Result<(CustomerKey, Option<String>), String> {
+pub fn read_customer_key(
+    file: &str,
+    sealed_with: Option<&super::secrets::Key>,
+) -> Result<(CustomerKey, Option<String>), String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot be read: {e}"))?;
+    let sealed = std::str::from_utf8(&bytes).is_ok_and(super::secrets::is_sealed);
+    let bytes = match sealed_with {
+        Some(key) if sealed => key.open(std::str::from_utf8(&bytes).unwrap_or_default())?,
+        Some(_) => {
+            return Err("is not sealed but password_encryption is on: seal its contents with gpbackup_s3_plugin \
+                        encrypt-password"
+                .to_string());
+        }
+        None if sealed => return Err("is sealed, but password_encryption is not on".to_string()),
+        None => bytes,
+    };
     let (raw, text) = if bytes.len() == 32 {
         (bytes, None)
     } else {

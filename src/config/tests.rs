@@ -204,9 +204,57 @@ fn session_token_needs_keys() {
 
 #[test]
 fn injected_plugin_name_key_is_a_secret() {
-    let text = MINIMAL.to_string() + "  gpbackup_s3_plugin: encrypted-pw\n  password_encryption: \"on\"\n";
+    let key = secrets::Key::generate().unwrap();
+    let text = format!("{MINIMAL}  gpbackup_s3_plugin: {}\n  password_encryption: \"on\"\n", key.encode());
     let c = Config::parse(&text).unwrap();
-    assert_eq!(c.secrets.0, vec!["encrypted-pw".to_string()]);
+    assert_eq!(c.secrets.0, vec![key.encode()]);
+    // A key that is not one: a problem naming password_encryption, not the key.
+    let text = MINIMAL.to_string() + "  gpbackup_s3_plugin: encrypted-pw\n  password_encryption: \"on\"\n";
+    let message = err(&text);
+    assert!(message.contains("password_encryption") && !message.contains("encrypted-pw"), "{message}");
+}
+
+#[test]
+fn sealed_credentials_open_with_the_injected_key() {
+    let key = secrets::Key::generate().unwrap();
+    let (secret, token) = (key.seal(b"wJalrXUtnFEMI").unwrap(), key.seal(b"FwoGZXIvYXdz").unwrap());
+    let text = format!(
+        "{MINIMAL}  aws_access_key_id: AKIAX\n  aws_secret_access_key: {secret}\n  aws_session_token: {token}\n  \
+         password_encryption: \"on\"\n  gpbackup_s3_plugin: {}\n",
+        key.encode()
+    );
+    let c = Config::parse(&text).unwrap();
+    let keys = c.keys.clone().unwrap();
+    assert_eq!(
+        (keys.secret_access_key.as_str(), keys.session_token.as_deref()),
+        ("wJalrXUtnFEMI", Some("FwoGZXIvYXdz"))
+    );
+    // Sealed, opened and the key itself are all redacted.
+    for s in [secret.as_str(), token.as_str(), "wJalrXUtnFEMI", "FwoGZXIvYXdz", key.encode().as_str()] {
+        assert!(c.secrets.0.iter().any(|k| k == s), "not registered as a secret");
+        assert!(!format!("{c:?}").contains(s));
+    }
+    let copy = redact_copy(&text, &c.secrets.0).unwrap();
+    assert!(!copy.contains(&secret) && !copy.contains(&key.encode()) && copy.contains("password_encryption"));
+    // A sealed token without the switch, and another key: problems naming the option.
+    let without = text.replace("  password_encryption: \"on\"\n", "");
+    assert!(err(&without).contains("aws_secret_access_key is sealed"), "{}", err(&without));
+    let other = secrets::Key::generate().unwrap();
+    let wrong = text.replace(&key.encode(), &other.encode());
+    let message = err(&wrong);
+    assert!(message.contains("aws_secret_access_key does not open") && message.contains("aws_session_token"));
+    // The SSE-C key file, sealed.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = [7u8; 32];
+    let file = dir.path().join("sse-c.sealed");
+    std::fs::write(&file, key.seal(&raw).unwrap()).unwrap();
+    let with_file = format!("{text}  sse_customer_key_file: {}\n", file.display());
+    match Config::parse(&with_file).unwrap().encryption {
+        Encryption::Customer(k) => assert_eq!(k.key_base64, base64::engine::general_purpose::STANDARD.encode(raw)),
+        other => panic!("{other:?}"),
+    }
+    let plain_file = format!("{MINIMAL}  sse_customer_key_file: {}\n", file.display());
+    assert!(err(&plain_file).contains("is sealed, but password_encryption is not on"));
 }
 #[test]
 fn durations() {

@@ -44,6 +44,11 @@ impl Values {
         self.given(key).or_else(|| options::default_value(key))
     }
 
+    /// Replaces the value of `key` (a sealed credential by its plaintext).
+    pub fn set(&mut self, key: &str, value: String) {
+        self.map.insert(key.to_string(), value);
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.map.keys()
     }

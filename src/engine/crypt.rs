@@ -119,6 +119,10 @@ impl Transform for Age {
         Ok(Box::new(Encrypting { source, writer: Some(writer), buffer, pending: Vec::new(), at: 0 }))
     }
 
+    fn metadata(&self) -> Option<(&'static str, &'static str)> {
+        Some((super::transform::ENCRYPTION_META, "age"))
+    }
+
     fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Write + Send>> {
         let identities = self.identities()?;
         let me = Age { recipients: Vec::new(), identities, no_recipient: String::new(), no_identity: String::new() };

@@ -49,7 +49,17 @@ pub trait Transform: Send + Sync {
     /// requested plaintext to `out`. `head` is what [`Self::ranged_prefix`]
     /// asked for.
     fn decode_ranges(&self, ranges: &[Range<u64>], head: Option<Head>, out: Box<dyn Write + Send>) -> Result<Ranged>;
+
+    /// User metadata every object written through it carries, saying how
+    /// it is stored (none: as gpbackup sent it).
+    fn metadata(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
 }
+
+/// The user-metadata key that names the transform of an object's bytes
+/// (`x-amz-meta-gpbackup-encryption: age`).
+pub const ENCRYPTION_META: &str = "gpbackup-encryption";
 
 /// No transform: stored bytes are the stream's bytes.
 pub struct Identity;

@@ -104,6 +104,8 @@ pub async fn upload(
     transform: &dyn Transform,
 ) -> Result<u64> {
     let source = Source { reader: transform.encode(source.reader)?, name: source.name };
+    let said: Vec<(String, String)> =
+        transform.metadata().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     // A vault takes parts of exactly one size; S3 lets them grow.
     let (plan, part_size) = match store.fixed_part_size(class) {
         Some(size) => (PartPlan::fixed(size), size),
@@ -122,15 +124,16 @@ pub async fn upload(
 
     let first = reader.next(1).await?;
     if (first.data.len() as u64) < plan.size(1) {
-        return put_single(&*store, key, first, class).await;
+        return put_single(&*store, key, first, class, said).await;
     }
     let second = reader.next(2).await?;
     if second.data.is_empty() {
-        return put_single(&*store, key, first, class).await;
+        return put_single(&*store, key, first, class, said).await;
     }
 
     let id = layout::new_upload_id();
-    let metadata = vec![(META_KEY.to_string(), Record::manifest(&id))];
+    let mut metadata = vec![(META_KEY.to_string(), Record::manifest(&id))];
+    metadata.extend(said);
     let upload: Arc<dyn MultipartUpload> = Arc::from(store.start_multipart(key, &metadata, class).await?);
     let note = journal::record(&store.url(key), key, &upload.upload_id());
     let manifest_key = layout::manifest_key_of(key, Some(&id));
@@ -169,10 +172,18 @@ async fn finish_multipart(
     }
 }
 
-/// A stream that fits in one part: one request, its CRC in the metadata.
-async fn put_single(store: &dyn Store, key: &str, part: Part, class: ObjectClass) -> Result<u64> {
+/// A stream that fits in one part: one request, its CRC in the metadata
+/// (with what the transform says of it).
+async fn put_single(
+    store: &dyn Store,
+    key: &str,
+    part: Part,
+    class: ObjectClass,
+    said: Vec<(String, String)>,
+) -> Result<u64> {
     let size = part.data.len() as u64;
-    let metadata = vec![(META_KEY.to_string(), Record::single(size, part.crc))];
+    let mut metadata = vec![(META_KEY.to_string(), Record::single(size, part.crc))];
+    metadata.extend(said);
     store.put(key, part.data, &metadata, class).await?;
     Ok(size)
 }

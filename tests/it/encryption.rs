@@ -102,6 +102,8 @@ fn encrypted_backups_restore_whole_and_filtered_only_with_the_identity() {
         }
     }
 
+    // The object says so in its metadata (a multipart upload here).
+    assert!(server.head(&key).contains("x-amz-meta-gpbackup-encryption: age"), "{}", server.head(&key));
     let out = c.run("restore_data", &[&path], b"");
     assert_ok(&out);
     assert!(out.stdout == payload, "whole restore: {} bytes", out.stdout.len());
@@ -141,6 +143,9 @@ fn encrypted_backups_restore_whole_and_filtered_only_with_the_identity() {
     let copy = coord.join(format!("gpbackup_{TS}_plugin_config.yaml"));
     std::fs::copy(&c.config, &copy).unwrap();
     assert_ok(&c.run("backup_file", &[copy.to_str().unwrap()], b""));
+    // A single-request object says so too; an unencrypted one does not.
+    let meta_key = c.key(TS, &format!("gpbackup_{TS}_metadata.sql"));
+    assert!(server.head(&meta_key).contains("x-amz-meta-gpbackup-encryption: age"));
     if let Some(file) = server.object_file(&c.key(TS, &format!("gpbackup_{TS}_metadata.sql"))) {
         let stored = std::fs::read(file).unwrap();
         assert!(stored.starts_with(b"age-encryption.org/v1\n"));
@@ -192,6 +197,9 @@ fn encrypted_backups_restore_whole_and_filtered_only_with_the_identity() {
     );
     assert_fails_with(&missing.run("restore_data", &[&path], b""), "/nonexistent/key.txt");
     assert_ok(&missing.run("backup_data", &[&format!("{path}_2")], b"x"));
+    let plain_key = c.key(TS, &format!("gpbackup_0_{TS}_3"));
+    assert_ok(&plain.run("backup_data", &[&format!("{path}_3")], b"plain"));
+    assert!(!server.head(&plain_key).contains("gpbackup-encryption"));
 
     // No private key in any log line.
     for text in [c.log_text(), wrong.log_text(), missing.log_text()] {

@@ -499,3 +499,99 @@ fn object_locked_backup_restores_and_resists_delete() {
     assert_eq!(versions(&server, &bucket, &prefix), vec![]);
     eprintln!("{name}: {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// The multi-file backup once more, encrypted (age) and with sealed
+/// credentials (`password_encryption: on`): the user's config holds only
+/// the sealed secret, every host's copy gets the key from `.encrypt` as
+/// gpbackup injects it, COPY ... PROGRAM runs the plugin as the server's
+/// user with those copies, and the restored tables are the same. The stored
+/// data is age ciphertext; no secret, sealed value or key is in a log or in
+/// the uploaded config copy.
+#[test]
+fn encrypted_backup_with_sealed_credentials_restores() {
+    use age::secrecy::ExposeSecret;
+    let name = "encrypted_backup_with_sealed_credentials_restores";
+    let Some(pg) = Postgres::start_or_skip(name) else {
+        return;
+    };
+    let started = Instant::now();
+    let server = Server::start();
+    // Read by the server's OS user too (the identity, for restore_data).
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(keys.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let identity_file = keys.path().join("age-key.txt");
+    std::fs::write(&identity_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    std::fs::set_permissions(&identity_file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let coordinator = keys.path().join("coordinator");
+    std::fs::create_dir(&coordinator).unwrap();
+    let coordinator_dir = s(&coordinator);
+    let out = run_plugin_env(
+        &["encrypt-password".to_string()],
+        server.secret_key.as_bytes(),
+        keys.path(),
+        &[("COORDINATOR_DATA_DIRECTORY", &coordinator_dir)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let sealed = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let encrypt_file = std::fs::read_to_string(coordinator.join(".encrypt")).unwrap();
+    let key: BTreeMap<String, String> = serde_yaml::from_str(&encrypt_file).unwrap();
+    let key = key["gpbackup_s3_plugin"].clone();
+
+    let mut gp = Gp::new(
+        &server,
+        &pg,
+        3,
+        &[
+            ("aws_secret_access_key", &sealed),
+            ("password_encryption", "on"),
+            ("encryption_recipients", &recipient),
+            ("encryption_identity_file", &s(&identity_file)),
+        ],
+    );
+    gp.injected.push(("gpbackup_s3_plugin".to_string(), key.clone()));
+    gp.env.push(("COORDINATOR_DATA_DIRECTORY".to_string(), coordinator_dir));
+    let user = std::fs::read_to_string(&gp.user_config).unwrap();
+    assert!(!user.contains(&server.secret_key) && !user.contains(&key));
+
+    pg.sql("postgres", &format!("CREATE DATABASE {DB}"));
+    let tables = all_tables();
+    create_tables(&pg, DB, &tables);
+    let before = checksums(&pg, DB, &tables);
+    let b = gp.backup(DB, "20240320000001", Compression::Gzip, false, &tables, None);
+
+    // Stored: age files only, metadata and data alike.
+    let listing = gp.listing();
+    let data_keys: Vec<String> = b.data.keys().map(|n| gp.c.key(&b.ts, n)).collect();
+    for k in &data_keys {
+        assert!(listing.contains_key(k), "{k} not listed");
+        if let Some(file) = server.object_file(k) {
+            assert!(std::fs::read(file).unwrap().starts_with(b"age-encryption.org/v1\n"), "{k}");
+        }
+    }
+    // The uploaded config copy, read back with the user's config (the key
+    // from .encrypt): nothing secret in it.
+    let check = gp.c.dir.path().join("check").join("backups").join(&b.ts[..8]).join(&b.ts);
+    std::fs::create_dir_all(&check).unwrap();
+    let pc = check.join(format!("gpbackup_{}_plugin_config.yaml", b.ts));
+    assert_ok(&gp.plugin(&["restore_file", &s(&gp.user_config), &s(&pc)]));
+    let pc_text = std::fs::read_to_string(&pc).unwrap();
+    assert!(pc_text.contains("password_encryption") && pc_text.contains(&recipient), "{pc_text}");
+    for secret in [&server.secret_key, &sealed, &key] {
+        assert!(!pc_text.contains(secret.as_str()), "a secret in the stored plugin config");
+    }
+
+    drop_tables(&pg, DB);
+    let loaded = gp.restore(&b, RestoreOptions::full(DB));
+    assert_eq!(loaded.len(), tables.len());
+    assert_eq!(checksums(&pg, DB, &tables), before, "encrypted restore");
+
+    let logs = format!("{}{}", pg.plugin_log_text(), gp.c.log_text());
+    assert!(logs.lines().filter(|l| l.contains("Uploaded")).count() >= tables.len() * 3);
+    for secret in [&server.secret_key, &sealed, &key] {
+        assert!(!logs.contains(secret.as_str()), "a secret in a log");
+    }
+    assert!(!logs.contains("AGE-SECRET-KEY"));
+    eprintln!("{name}: {:.1}s", started.elapsed().as_secs_f64());
+}

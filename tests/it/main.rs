@@ -21,5 +21,6 @@ mod hardening_input;
 mod integrity;
 mod object_lock;
 mod object_lock_cold;
+mod password_encryption;
 mod protocol;
 mod s3_options;

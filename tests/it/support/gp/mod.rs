@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use sha2::{Digest, Sha256};
 
 use super::postgres::{Postgres, set_mode, skip_or_fail};
-use super::{Cluster, PLUGIN, Server, assert_ok, run_plugin};
+use super::{Cluster, PLUGIN, Server, assert_ok, run_plugin_env};
 
 mod backup;
 mod database;
@@ -135,6 +135,12 @@ pub struct Gp<'a> {
     pub user_config: PathBuf,
     /// The user's options, in the user's order.
     options: Vec<(String, String)>,
+    /// What gpbackup adds to every host's copy besides `pgport` and
+    /// `backup_plugin_version` (with `password_encryption: on`, the key
+    /// from `.encrypt` under the plugin's name).
+    pub injected: Vec<(String, String)>,
+    /// gpadmin's environment beyond HOME (`COORDINATOR_DATA_DIRECTORY`).
+    pub env: Vec<(String, String)>,
     segments: usize,
 }
 
@@ -169,7 +175,7 @@ impl<'a> Gp<'a> {
         }
         let user_config = c.dir.path().join("s3_config.yaml");
         std::fs::write(&user_config, yaml).unwrap();
-        Gp { server, pg, c, user_config, options, segments }
+        Gp { server, pg, c, user_config, options, injected: Vec::new(), env: Vec::new(), segments }
     }
 
     fn option(&self, key: &str) -> Option<&str> {
@@ -225,6 +231,7 @@ impl<'a> Gp<'a> {
             let mut options = self.options.clone();
             options.push(("pgport".into(), self.pgport(content).to_string()));
             options.push(("backup_plugin_version".into(), plugin_version.to_string()));
+            options.extend(self.injected.iter().cloned());
             options.sort();
             let mut yaml = format!("executablepath: {}\noptions:\n", self.exe());
             for (k, v) in &options {
@@ -263,13 +270,15 @@ impl<'a> Gp<'a> {
     /// Runs the plugin as gpbackup does over ssh or bash (gpadmin's HOME).
     pub fn plugin(&self, args: &[&str]) -> Output {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        run_plugin(&args, b"", &self.c.home)
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_plugin_env(&args, b"", &self.c.home, &env)
     }
 
     /// A plugin command with gpadmin's environment, for pipelines.
     fn plugin_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&*PLUGIN);
         cmd.args(args).env("HOME", &self.c.home).env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
