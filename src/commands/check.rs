@@ -86,10 +86,10 @@ pub async fn run(config_path: &Path) -> Result<()> {
         // Never leave the probe behind, whatever failed.
         let deleted = crate::engine::delete::delete_probe(&*store, &key).await;
         let denied = match &deleted {
-            // DeleteObjects refuses keys one by one: without a lock, a
-            // refusal is the policy's.
-            Ok(outcome) => !locking && !outcome.refused.is_empty(),
-            Err(e) => e.is(Kind::AccessDenied),
+            // DeleteObjects refuses keys one by one: without a lock (an
+            // Object Lock bucket, a vault's lock), a refusal is the policy's.
+            Ok(outcome) => !locking && config.vault.is_none() && !outcome.refused.is_empty(),
+            Err(e) => permissions::is_denial(e),
         };
         if denied {
             report.add(&permissions::DELETE, Answer::Denied);

@@ -7,7 +7,7 @@
 //! fails only when the config's backups or restores cannot run at all.
 
 use super::output::say_setting as say;
-use crate::error::{Kind, Result};
+use crate::error::{Error, Kind, Result};
 
 /// An S3 action the plugin uses, and what needs it.
 pub struct Action {
@@ -57,11 +57,18 @@ impl Answer {
     pub fn of<T>(result: &Result<T>) -> Answer {
         match result {
             Ok(_) => Answer::Allowed,
-            Err(e) if e.is(Kind::AccessDenied) => Answer::Denied,
+            Err(e) if is_denial(e) => Answer::Denied,
             Err(e) if e.code() == Some("NotImplemented") => Answer::Unsupported,
             Err(e) => Answer::Failed(e.to_string()),
         }
     }
+}
+
+/// Whether `e` is a policy's refusal of an action. Keys the service does
+/// not know or signatures it rejects are not: everything fails with them,
+/// and `check` stops at the first.
+pub fn is_denial(e: &Error) -> bool {
+    e.is(Kind::AccessDenied) && !matches!(e.code(), Some("InvalidAccessKeyId" | "SignatureDoesNotMatch"))
 }
 
 /// The answers so far, said as they come.
@@ -110,12 +117,13 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
     #[test]
     fn answers_tell_denials_from_other_failures() {
         assert_eq!(Answer::of(&Ok::<(), Error>(())), Answer::Allowed);
         assert_eq!(Answer::of::<()>(&Err(Error::new(Kind::AccessDenied, "403 AccessDenied"))), Answer::Denied);
+        let wrong_key = Error::new(Kind::AccessDenied, "403").with_code(Some("SignatureDoesNotMatch"));
+        assert!(matches!(Answer::of::<()>(&Err(wrong_key)), Answer::Failed(_)));
         let gone = Err::<(), _>(Error::transient("connection reset"));
         assert!(matches!(Answer::of(&gone), Answer::Failed(why) if why.contains("reset")));
         let mut report = Report::default();
