@@ -142,6 +142,7 @@ pub fn store_settings(config: &Config) -> Settings {
             encryption: config.encryption.clone(),
             tags: config.object_tags.clone(),
             checksums: config.checksums,
+            stored_checksums: config.restore.verify == crate::config::Verify::Available,
             lock: config.object_lock,
         },
         vault: config.vault.as_ref().map(|v| VaultSettings {

@@ -202,7 +202,8 @@ pub struct ObjectHead {
     /// multipart object).
     pub etag: Option<String>,
     /// The service's full-object CRC-64/NVME of the bytes, when it keeps
-    /// one (AWS; objects written with `checksums: crc64nvme`).
+    /// one (AWS; objects written with `checksums: crc64nvme`) and the store
+    /// was asked to look it up (`verify: available`).
     pub full_crc64: Option<u64>,
 }
 

@@ -53,6 +53,9 @@ pub struct S3Settings {
     pub tags: Vec<(String, String)>,
     /// Which request checksums are sent (legacy servers refuse some).
     pub checksums: Checksums,
+    /// Lookups ask for the stored full-object checksum (only when a
+    /// restore may need it: with SSE-KMS, S3 wants kms:Decrypt for it).
+    pub stored_checksums: bool,
     /// Object Lock on every object written (not on probes); `None`: none.
     pub lock: Option<ObjectLock>,
 }
@@ -69,6 +72,7 @@ pub struct S3Store {
     /// `x-amz-tagging` value for every write.
     tagging: Option<String>,
     checksums: Checksums,
+    stored_checksums: bool,
     lock: Option<ObjectLock>,
     credentials: Credentials,
 }
@@ -85,6 +89,7 @@ impl S3Store {
             encryption: settings.encryption.clone(),
             tagging: sse::tagging(&settings.tags),
             checksums: settings.checksums,
+            stored_checksums: settings.stored_checksums && !settings.checksums.legacy(),
             lock: settings.lock,
             credentials,
         })

@@ -192,9 +192,9 @@ impl S3Store {
     /// The object's size, metadata and ETag, or `None` when there is none.
     pub(super) async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>> {
         let request = self.client.head_object().bucket(&self.bucket).key(key);
-        // The stored full-object checksum, where the service keeps one
-        // (legacy servers refuse the header).
-        let request = request.set_checksum_mode((!self.checksums.legacy()).then_some(ChecksumMode::Enabled));
+        // The stored full-object checksum, where the service keeps one,
+        // when a restore may need it (`verify: available`).
+        let request = request.set_checksum_mode(self.stored_checksums.then_some(ChecksumMode::Enabled));
         match sse_c!(request, self.customer_key()).send().await {
             Ok(out) if out.e_tag().is_none_or(str::is_empty) => Err(not_s3(&self.server, "look up", &self.url(key))),
             Ok(out) => Ok(Some(ObjectHead {
