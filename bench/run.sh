@@ -328,7 +328,7 @@ printf '  encryption_recipients: %s\n  encryption_identity_file: %s\n' "$AGE_PUB
     >>"$WORK/config-enc.yaml"
 make_random "$WORK/enc.bin" "$BIG_MIB" "bench-enc-$$"
 enc_sha=$(sha256sum <"$WORK/enc.bin" | cut -d' ' -f1)
-printf 'op\tmode\trep\tseconds\tcpu_seconds\tbytes\n' >"$RES/encryption.tsv"
+printf 'op\tmode\trep\tseconds\tcpu_seconds\tbytes\tmaxrss_kb\n' >"$RES/encryption.tsv"
 enc_run() { # OP MODE REP
     local cfg=$CFG
     [ "$2" = encrypted ] && cfg=$WORK/config-enc.yaml
@@ -341,8 +341,8 @@ enc_run() { # OP MODE REP
     [ "$T_RC" = 0 ] && [ ! -s "$WORK/err" ] || { sed 's/^/    /' "$WORK/err" >&2; die "$1 ($2) failed"; }
     local cpu
     cpu=$(cpu_seconds)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$T_SEC" "$cpu" "$BIG" >>"$RES/encryption.tsv"
-    log "  $1 $2 #$3: $(mibps "$BIG" "$T_SEC") MiB/s, ${cpu} s CPU"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$T_SEC" "$cpu" "$BIG" "$T_RSS" >>"$RES/encryption.tsv"
+    log "  $1 $2 #$3: $(mibps "$BIG" "$T_SEC") MiB/s, ${cpu} s CPU, max RSS $((T_RSS / 1024)) MiB"
 }
 for ((rep = 1; rep <= REPS; rep++)); do
     if ((rep % 2)); then modes=(plain encrypted); else modes=(encrypted plain); fi

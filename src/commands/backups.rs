@@ -18,7 +18,7 @@ use super::output::{
 };
 use crate::config::Purpose;
 use crate::engine::catalog::lock::{Lock, Until};
-use crate::engine::catalog::{self, Backup, Catalog, Reads};
+use crate::engine::catalog::{self, Backup, Catalog};
 use crate::error::{Error, Result};
 use crate::layout;
 
@@ -28,7 +28,7 @@ const MISSING_SHOWN: usize = 100;
 pub async fn run(config: &Path, json: bool) -> Result<()> {
     let ctx = Context::open(config, Purpose::Other).await?;
     let vault = ctx.vault_retention().await;
-    let mut catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads::default(), vault.as_ref()).await?;
+    let mut catalog = catalog::catalog(&ctx.store, &ctx.config.folder, ctx.reads(), vault.as_ref()).await?;
     catalog::object_lock::fill(&ctx.store, &mut catalog).await?;
     let now = chrono::Local::now().naive_local();
     let text = if json { to_json(&catalog, now) } else { table(&catalog, now, &ctx) };
@@ -65,11 +65,12 @@ fn cells(b: &Backup, chains: &Chains, now: chrono::NaiveDateTime) -> Vec<String>
         storage_word(&b.storage),
         lock_word(&b.lock, now),
         b.compression().unwrap_or_else(|| "-".to_string()),
+        if b.encrypted { "age" } else { "-" }.to_string(),
         if notes.is_empty() { "-".to_string() } else { notes.join("; ") },
     ]
 }
 
-const HEADERS: [&str; 13] = [
+const HEADERS: [&str; 14] = [
     "TIMESTAMP",
     "DATE",
     "STATUS",
@@ -82,6 +83,7 @@ const HEADERS: [&str; 13] = [
     "STORAGE",
     "LOCK",
     "COMPRESSION",
+    "ENCRYPTION",
     "PROBLEMS",
 ];
 
@@ -114,6 +116,15 @@ fn table(catalog: &Catalog, now: chrono::NaiveDateTime, ctx: &Context) -> String
         crate::size::human(bytes),
         count(objects as usize, "object"),
     ));
+    let sealed = with(catalog::Status::Sealed);
+    if sealed > 0 {
+        out.push_str(&format!(
+            "{sealed} {} encrypted, and no private key here reads {}: set encryption_identity_file to see {}\n",
+            if sealed == 1 { "backup is" } else { "backups are" },
+            if sealed == 1 { "its config" } else { "their configs" },
+            if sealed == 1 { "whether it is complete" } else { "whether they are complete" },
+        ));
+    }
     if catalog.stray > 0 {
         out.push_str(&format!("{} objects under {root} belong to no backup directory\n", catalog.stray));
     }
@@ -152,6 +163,7 @@ fn to_json(catalog: &Catalog, now: chrono::NaiveDateTime) -> String {
                 "database": config.map(|c| c.database_name.as_str()),
                 "sections": config.map(|_| sections(b)),
                 "compression": b.compression(),
+                "encryption": b.encrypted.then_some("age"),
                 "bytes": b.found.bytes,
                 "objects": b.found.objects,
                 "storage": {

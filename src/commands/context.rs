@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, Purpose};
+use crate::engine::catalog::Reads;
 use crate::engine::catalog::lock::{Rule, VaultRetention};
 use crate::engine::crypt::Age;
 use crate::engine::{Identity, Transform};
@@ -71,6 +72,12 @@ impl Context {
     /// The transform between gpbackup's streams and the stored bytes.
     pub fn transform(&self) -> &dyn Transform {
         &*self.transform
+    }
+
+    /// The catalog's reads of coordinator files, decrypted with the
+    /// config's identity.
+    pub fn reads(&self) -> Reads<'_> {
+        Reads { report: false, keys: self.transform() }
     }
 }
 

@@ -16,7 +16,7 @@ use super::args::ExpireArgs;
 use super::output::{Report, backup_type, count, problems, short_duration, status_word, until_word};
 use crate::config::Purpose;
 use crate::engine::catalog::retention::{self, Candidate, Decision, Expired, Guard, Keep, Planned, Rules};
-use crate::engine::catalog::{self, Backup, Reads};
+use crate::engine::catalog::{self, Backup};
 use crate::error::{Error, Result};
 use crate::layout;
 
@@ -31,7 +31,7 @@ pub async fn run(args: &ExpireArgs) -> Result<()> {
         grace: args.grace,
     };
     let vault = ctx.vault_retention().await;
-    let mut catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads::default(), vault.as_ref()).await?;
+    let mut catalog = catalog::catalog(&ctx.store, &ctx.config.folder, ctx.reads(), vault.as_ref()).await?;
     catalog::object_lock::fill(&ctx.store, &mut catalog).await?;
     let candidates: Vec<Candidate> = catalog.backups.iter().map(Candidate::from).collect();
     let now = chrono::Local::now().naive_local();
@@ -155,6 +155,10 @@ fn keep_word(reason: &Keep, args: &ExpireArgs) -> String {
         }
         Keep::Locked(until) => format!("retention lock {}", until_word(until)),
         Keep::NotADate => "its timestamp is not a date".to_string(),
+        Keep::Sealed => {
+            "encrypted, and no private key here reads its config: run expire with encryption_identity_file to judge it"
+                .to_string()
+        }
         Keep::NeededBy(ts) => format!("the restore of {ts} needs it"),
     }
 }

@@ -17,7 +17,7 @@ use crate::error::Result;
 
 pub async fn export(config: &Path, db: &Path) -> Result<()> {
     let ctx = Context::open(config, Purpose::Other).await?;
-    let catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads { report: true }, None).await?;
+    let catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads { report: true, ..ctx.reads() }, None).await?;
     let rows: Vec<Row> = catalog.backups.iter().filter_map(Row::of).collect();
     let done = history::export(db, &rows)?;
     let mut out = Report::new();

@@ -165,6 +165,7 @@ pub fn status_word(status: Status) -> &'static str {
         Status::Failed => "failed",
         Status::Incomplete => "incomplete",
         Status::Unfinished => "unfinished",
+        Status::Sealed => "encrypted",
     }
 }
 
@@ -203,6 +204,7 @@ pub fn problems(b: &Backup) -> Vec<String> {
         out.push(match p {
             Problem::Status(s) => format!("gpbackup recorded status {s}"),
             Problem::Unreadable { file, why } => format!("{} unreadable: {why}", file.suffix()),
+            Problem::Sealed { file, why } => format!("{} encrypted, no key here opens it: {why}", file.suffix()),
         });
     }
     let mut segments: std::collections::BTreeMap<i32, (u64, bool, bool)> = std::collections::BTreeMap::new();

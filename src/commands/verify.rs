@@ -23,7 +23,7 @@ use crate::layout;
 pub async fn run(config: &Path, timestamp: &str, deep: bool) -> Result<()> {
     layout::validate_timestamp(timestamp)?;
     let ctx = Context::open(config, Purpose::Restore).await?;
-    let (set, absent) = catalog::backup_set(&ctx.store, &ctx.config.folder, timestamp, None).await?;
+    let (set, absent) = catalog::backup_set(&ctx.store, &ctx.config.folder, timestamp, ctx.reads(), None).await?;
     if set.is_empty() {
         return Err(Error::not_found(format!(
             "backup {timestamp}: no objects under {}",

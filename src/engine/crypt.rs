@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
-use super::transform::{AGE_MAGIC, Head, Ranged, Transform};
+use super::transform::{AGE_MAGIC, Decoder, Head, Ranged, Transform};
 use crate::error::{Error, Result};
 
 /// Plaintext bytes per STREAM chunk, and what a chunk takes stored.
@@ -116,14 +116,14 @@ impl Transform for Age {
             .map_err(|e| Error::config(format!("cannot encrypt to the configured recipients: {e}")))?;
         let buffer = Shared::default();
         let writer = encryptor.wrap_output(buffer.clone()).map_err(|e| Error::io("encrypting", e))?;
-        Ok(Box::new(Encrypting { source, writer: Some(writer), buffer, pending: Vec::new(), at: 0 }))
+        Ok(Box::new(Encrypting { source, writer: Some(writer), buffer, pending: Vec::new(), at: 0, plain: Vec::new() }))
     }
 
     fn metadata(&self) -> Option<(&'static str, &'static str)> {
         Some((super::transform::ENCRYPTION_META, "age"))
     }
 
-    fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Write + Send>> {
+    fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>> {
         let identities = self.identities()?;
         let me = Age { recipients: Vec::new(), identities, no_recipient: String::new(), no_identity: String::new() };
         Ok(Box::new(Piped::spawn(move |input| {
@@ -167,14 +167,14 @@ impl Transform for Age {
         age::Decryptor::new(&mut cursor).map_err(header_error)?;
         let start = cursor.position();
         let map = Map::new(start, head.total, ranges)?;
-        let (tx, rx) = sync_channel::<Vec<u8>>(0);
+        let (tx, rx) = sync_channel::<Bytes>(0);
         let sparse = Sparse {
             prefix: head.data.slice(..start as usize),
             last_range: map.needs_last.then(|| map.last.clone()),
             last: None,
             segments: map.segments.iter().cloned().collect(),
             cursor: None,
-            input: ChannelReader { rx, current: Vec::new(), at: 0 },
+            input: ChannelReader { rx, current: Bytes::new() },
             pos: 0,
             total: head.total,
         };
@@ -369,42 +369,41 @@ impl Seek for Sparse {
     }
 }
 
-/// The bytes a [`Piped`] writer was given, as a reader (on its thread).
+/// The units a [`Piped`] decoder was given, as a reader (on its thread).
 struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
-    current: Vec<u8>,
-    at: usize,
+    rx: Receiver<Bytes>,
+    current: Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.current.len() {
+        while self.current.is_empty() {
             match self.rx.recv() {
-                Ok(next) => (self.current, self.at) = (next, 0),
+                Ok(next) => self.current = next,
                 Err(_) => return Ok(0),
             }
         }
-        let n = (self.current.len() - self.at).min(buf.len());
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
+        let n = self.current.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
     }
 }
 
-/// A writer whose bytes a thread consumes (decrypts and writes on); its
-/// error, if any, is returned by the next write or by the final flush.
+/// A decoder whose units a thread consumes (decrypts and writes on), as
+/// they are: no copy. Its error, if any, is returned by the next write or
+/// by `finish`.
 struct Piped {
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<Bytes>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
 impl Piped {
     fn spawn(work: impl FnOnce(ChannelReader) -> Result<()> + Send + 'static) -> Piped {
-        let (tx, rx) = sync_channel::<Vec<u8>>(0);
-        Piped::start(tx, move || work(ChannelReader { rx, current: Vec::new(), at: 0 }))
+        let (tx, rx) = sync_channel::<Bytes>(0);
+        Piped::start(tx, move || work(ChannelReader { rx, current: Bytes::new() }))
     }
 
-    fn start(tx: SyncSender<Vec<u8>>, work: impl FnOnce() -> Result<()> + Send + 'static) -> Piped {
+    fn start(tx: SyncSender<Bytes>, work: impl FnOnce() -> Result<()> + Send + 'static) -> Piped {
         Piped { tx: Some(tx), thread: Some(std::thread::spawn(work)) }
     }
 
@@ -418,17 +417,17 @@ impl Piped {
     }
 }
 
-impl Write for Piped {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(buf.to_vec()).is_ok());
+impl Decoder for Piped {
+    fn write(&mut self, data: Bytes) -> io::Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(data).is_ok());
         if !sent {
             self.join()?;
             return Err(io::Error::other(Error::local("the decrypting thread stopped")));
         }
-        Ok(buf.len())
+        Ok(())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn finish(&mut self) -> io::Result<()> {
         self.join()
     }
 }
@@ -492,20 +491,28 @@ struct Encrypting {
     buffer: Shared,
     pending: Vec<u8>,
     at: usize,
+    /// The plaintext read buffer, kept from read to read.
+    plain: Vec<u8>,
 }
 
 impl Read for Encrypting {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut plain = Vec::new();
         while self.at == self.pending.len() {
-            let taken = std::mem::take(&mut *self.buffer.0.lock().expect("not poisoned"));
-            if !taken.is_empty() {
-                (self.pending, self.at) = (taken, 0);
-                break;
+            {
+                // Swap the encryptor's output in; the drained buffer goes
+                // back to it, so that neither is allocated again.
+                let mut shared = self.buffer.0.lock().expect("not poisoned");
+                if !shared.is_empty() {
+                    self.pending.clear();
+                    std::mem::swap(&mut *shared, &mut self.pending);
+                    self.at = 0;
+                    break;
+                }
             }
             let Some(writer) = self.writer.as_mut() else { return Ok(0) };
+            let plain = &mut self.plain;
             plain.resize(CHUNK as usize, 0);
-            let n = match self.source.read(&mut plain) {
+            let n = match self.source.read(plain) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -513,7 +520,7 @@ impl Read for Encrypting {
             if n == 0 {
                 self.writer.take().expect("checked").finish()?;
             } else {
-                writer.write_all(&plain[..n])?;
+                writer.write_all(&self.plain[..n])?;
             }
         }
         let n = (self.pending.len() - self.at).min(buf.len());
@@ -670,12 +677,12 @@ mod tests {
         };
         let mut result = Ok(());
         for piece in stored.chunks(100_000) {
-            if let Err(e) = writer.write_all(piece) {
+            if let Err(e) = writer.write(Bytes::copy_from_slice(piece)) {
                 result = Err(e);
                 break;
             }
         }
-        let result = result.and_then(|()| writer.flush()).map_err(|e| match e.into_inner() {
+        let result = result.and_then(|()| writer.finish()).map_err(|e| match e.into_inner() {
             Some(inner) => *inner.downcast::<Error>().expect("a plugin error"),
             None => Error::local("io"),
         });
@@ -737,7 +744,7 @@ mod tests {
         let stored = encrypt(&age, b"secret rows");
         let out = Out::default();
         let mut writer = crate::engine::Identity.decode(Box::new(out.clone())).unwrap();
-        let failed = writer.write_all(&stored).and_then(|()| writer.flush()).unwrap_err();
+        let failed = writer.write(stored.into()).and_then(|()| writer.finish()).unwrap_err();
         assert!(failed.to_string().contains("encrypted"), "{failed}");
         assert!(out.0.lock().unwrap().is_empty());
     }

@@ -2,12 +2,12 @@
 //! thread so that slow readers (gzip, COPY) never stall the downloads in
 //! flight, and a bounded channel so that they do throttle them.
 
-use std::io::Write;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::transform::Decoder;
 use crate::error::{Error, Result};
 
 /// Verified chunks waiting for the writer thread.
@@ -21,13 +21,13 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn new(mut out: Box<dyn Write + Send>, name: &str) -> Sink {
+    pub fn new(mut out: Box<dyn Decoder>, name: &str) -> Sink {
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let thread = std::thread::spawn(move || {
             while let Some(chunk) = rx.blocking_recv() {
-                out.write_all(&chunk)?;
+                out.write(chunk)?;
             }
-            out.flush()
+            out.finish()
         });
         Sink { tx: Some(tx), thread: Some(thread), name: name.to_string(), written: 0 }
     }

@@ -9,16 +9,40 @@
 //! it was given, and only refuses to pass off an age-encrypted object as
 //! plaintext.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::ops::Range;
 
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
-/// The stored ranges to fetch for a filtered restore, and the writer their
-/// bytes go to.
-pub type Ranged = (Vec<Range<u64>>, Box<dyn Write + Send>);
+/// The stored ranges to fetch for a filtered restore, and where their
+/// bytes go.
+pub type Ranged = (Vec<Range<u64>>, Box<dyn Decoder>);
+
+/// Where a restore's verified stored bytes go, a unit at a time: the
+/// output itself, or a transform that takes each unit whole (decryption
+/// hands them to its thread as they are, without a copy).
+pub trait Decoder: Send {
+    fn write(&mut self, data: Bytes) -> io::Result<()>;
+
+    /// After the last unit: flushes the output, and returns the
+    /// transform's failure, if any.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// A writer taking the stored bytes as they are.
+pub struct Writes<W>(pub W);
+
+impl<W: Write + Send> Decoder for Writes<W> {
+    fn write(&mut self, data: Bytes) -> io::Result<()> {
+        self.0.write_all(&data)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// The first bytes of a stored object and its size, fetched for a filtered
 /// restore before its ranges are mapped.
@@ -37,7 +61,7 @@ pub trait Transform: Send + Sync {
 
     /// Where a whole restore's stored bytes go, writing what gpbackup reads
     /// to `out`.
-    fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Write + Send>>;
+    fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>>;
 
     /// For a filtered restore: how many bytes of the stored object's start
     /// it needs to see, having seen `seen` (asked again after each fetch,
@@ -69,8 +93,8 @@ impl Transform for Identity {
         Ok(source)
     }
 
-    fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Write + Send>> {
-        Ok(Box::new(PlainGuard { out, seen: Vec::new(), checked: false }))
+    fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>> {
+        Ok(Box::new(Writes(PlainGuard { out, seen: Vec::new(), checked: false })))
     }
 
     fn ranged_prefix(&self, _seen: &[u8]) -> Result<u64> {
@@ -81,7 +105,7 @@ impl Transform for Identity {
         if head.is_some_and(|h| h.data.starts_with(AGE_MAGIC)) {
             return Err(encrypted());
         }
-        Ok((ranges.to_vec(), out))
+        Ok((ranges.to_vec(), Box::new(Writes(out))))
     }
 }
 

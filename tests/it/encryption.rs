@@ -255,3 +255,60 @@ fn a_malformed_recipient_fails_the_backup_setup_not_a_restore() {
     let path = seg.join(format!("gpbackup_0_{TS}")).display().to_string();
     assert_fails_with(&c.run("backup_data", &[&path], b"x"), "not a valid age X25519 public key");
 }
+
+/// `backups` and `expire` read an encrypted backup's coordinator files (its
+/// config, its TOC) with the identity: encrypted backups are complete, their
+/// chains known, and expire like plain ones. Where the identity is not (a
+/// config with recipients only), they cannot be read: `backups` says so and
+/// `expire` keeps them, instead of taking them for incomplete backups and
+/// deleting them.
+#[test]
+fn the_catalog_reads_encrypted_backups_and_expire_keeps_what_it_cannot_read() {
+    use crate::catalog::{Spec, has_backup, line_with, stdout};
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mine = keys(dir.path(), "identity.txt");
+    let identity = mine.file.display().to_string();
+    let c = Cluster::new(&server, &[("encryption_recipients", &mine.public), ("encryption_identity_file", &identity)]);
+    let (a, b, d) = ("20240101000000", "20240102000000", "20240103000000");
+    Spec::full(a).store(&c);
+    Spec::incremental(b, &[a]).store(&c);
+    Spec::full(d).store(&c);
+
+    let out = c.run("backups", &[], b"");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.lines().next().unwrap().contains("ENCRYPTION"), "{text}");
+    for ts in [a, b, d] {
+        let words: Vec<&str> = line_with(&text, ts).split_whitespace().collect();
+        assert_eq!(words[3], "complete", "{text}");
+        assert!(words.contains(&"age") && words.contains(&"demo"), "{text}");
+    }
+    assert!(line_with(&text, b).contains(&format!("incremental  {a}")), "{text}");
+    let json: serde_json::Value = serde_json::from_slice(&c.run("backups", &["--json"], b"").stdout).unwrap();
+    assert_eq!((json[0]["encryption"].as_str(), json[0]["complete"].as_bool()), (Some("age"), Some(true)));
+
+    let out = c.run("expire", &["--keep-last", "1"], b"");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(line_with(&text, d).starts_with("keep"), "{text}");
+    assert!(line_with(&text, b).starts_with("delete") && line_with(&text, a).starts_with("delete"), "{text}");
+
+    // A host with the public keys only: nothing is read, nothing deleted.
+    let writer = Cluster::with_folder(&server, &c.folder, &[("encryption_recipients", &mine.public)]);
+    let out = writer.run("backups", &[], b"");
+    assert_ok(&out);
+    let text = stdout(&out);
+    let row = line_with(&text, a);
+    assert!(row.contains("encrypted") && row.contains("encryption_identity_file"), "{text}");
+    assert!(!row.contains("incomplete"), "{text}");
+    let out = writer.run("expire", &["--keep-last", "1", "--yes", "--grace", "0s"], b"");
+    assert_ok(&out);
+    let text = stdout(&out);
+    for ts in [a, b, d] {
+        assert!(line_with(&text, ts).starts_with("keep"), "{text}");
+        assert!(has_backup(&writer, ts), "{ts} deleted:\n{text}");
+    }
+    assert!(line_with(&text, a).contains("encryption_identity_file"), "{text}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("AGE-SECRET-KEY"));
+}

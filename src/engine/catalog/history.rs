@@ -340,7 +340,7 @@ mod tests {
         broken.without.push(format!("gpbackup_0_{incr}_16385.gz"));
         broken.put(&memory).await;
         let store: Arc<dyn Store> = Arc::new(memory);
-        let catalog = catalog(&store, FOLDER, Reads { report: true }, None).await.unwrap();
+        let catalog = catalog(&store, FOLDER, Reads { report: true, ..Reads::default() }, None).await.unwrap();
         let rows: Vec<Row> = catalog.backups.iter().filter_map(Row::of).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gpbackup_history.db");

@@ -6,6 +6,11 @@
 //! recovery section): config, report, metadata, TOC (and statistics,
 //! plugin config) present, the recorded status `Success`, and every
 //! segment's data files as the TOC and the config say.
+//!
+//! An encrypted backup's coordinator files are age files: they are read
+//! with the config's identity. Without one (a host with the public keys
+//! only) the backup is [`Status::Sealed`]: nothing can be said of its
+//! completeness, so nothing may take it for incomplete.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,7 +21,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::files::{self, BackupConfig, Report, TocEntry};
 use super::lock::Lock;
 use super::scan::{CoordinatorFile, Found};
-use crate::error::{Kind, Result};
+use crate::engine::transform::{AGE_MAGIC, Transform};
+use crate::error::{Error, Kind, Result};
 use crate::store::{Readiness, Storage, Store};
 
 /// Backups inspected at once.
@@ -53,6 +59,8 @@ pub enum Problem {
     Status(String),
     /// A file is there but cannot be read as gpbackup writes it.
     Unreadable { file: CoordinatorFile, why: String },
+    /// A file is encrypted and no private key here opens it.
+    Sealed { file: CoordinatorFile, why: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +72,8 @@ pub enum Status {
     Incomplete,
     /// No config: still running, or killed.
     Unfinished,
+    /// Encrypted, and its config cannot be read here (no private key).
+    Sealed,
 }
 
 /// Where a backup's objects stand, from a sample of its cold objects.
@@ -103,6 +113,8 @@ pub struct Backup {
     pub problems: Vec<Problem>,
     pub storage: StorageSummary,
     pub lock: Lock,
+    /// Its coordinator files are encrypted (age).
+    pub encrypted: bool,
 }
 
 impl Backup {
@@ -113,6 +125,8 @@ impl Backup {
     pub fn status(&self) -> Status {
         if !self.found.has(CoordinatorFile::Config) {
             Status::Unfinished
+        } else if self.problems.iter().any(|p| matches!(p, Problem::Sealed { .. })) {
+            Status::Sealed
         } else if self.problems.iter().any(|p| matches!(p, Problem::Status(_))) {
             Status::Failed
         } else if self.missing.is_empty() && self.problems.is_empty() {
@@ -144,57 +158,83 @@ impl Backup {
     }
 }
 
-/// What to read besides the config and the TOC.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Reads {
+/// What to read besides the config and the TOC, and the keys that open
+/// encrypted ones.
+#[derive(Clone, Copy)]
+pub struct Reads<'a> {
     pub report: bool,
+    /// The config's transform: decrypts encrypted coordinator files.
+    pub keys: &'a dyn Transform,
+}
+
+impl Default for Reads<'static> {
+    fn default() -> Self {
+        Reads { report: false, keys: &crate::engine::transform::Identity }
+    }
 }
 
 /// Inspects every backup, [`CONCURRENCY`] at a time, keeping their order.
-pub async fn inspect_all(store: &Arc<dyn Store>, found: Vec<Found>, reads: Reads) -> Result<Vec<Backup>> {
+pub async fn inspect_all(store: &Arc<dyn Store>, found: Vec<Found>, reads: Reads<'_>) -> Result<Vec<Backup>> {
     futures::stream::iter(found).map(|f| inspect(store, f, reads)).buffered(CONCURRENCY).try_collect().await
 }
 
 /// Reads what a backup's description needs and checks its completeness.
-pub async fn inspect(store: &Arc<dyn Store>, found: Found, reads: Reads) -> Result<Backup> {
+pub async fn inspect(store: &Arc<dyn Store>, found: Found, reads: Reads<'_>) -> Result<Backup> {
     let ts = found.timestamp.clone();
+    let keys = reads.keys;
     let mut problems = Vec::new();
-    let config = match read(store, &found, CoordinatorFile::Config, files::CONFIG_MAX_BYTES).await? {
-        Some(Ok(text)) => match BackupConfig::parse(&text) {
+    let mut encrypted = false;
+    let mut text_of =
+        async |file: CoordinatorFile, max: usize, problems: &mut Vec<Problem>| -> Result<Option<String>> {
+            Ok(match read(store, &found, file, max, keys).await? {
+                Text::Absent => None,
+                Text::Read { text, sealed } => {
+                    encrypted |= sealed;
+                    Some(text)
+                }
+                Text::Unreadable { why, sealed } => {
+                    encrypted |= sealed;
+                    problems.push(Problem::Unreadable { file, why });
+                    None
+                }
+                Text::Sealed(why) => {
+                    encrypted = true;
+                    problems.push(Problem::Sealed { file, why });
+                    None
+                }
+            })
+        };
+    let config = match text_of(CoordinatorFile::Config, files::CONFIG_MAX_BYTES, &mut problems).await? {
+        Some(text) => match BackupConfig::parse(&text) {
             Ok(config) => Some(config),
             Err(why) => {
                 problems.push(Problem::Unreadable { file: CoordinatorFile::Config, why });
                 None
             }
         },
-        Some(Err(why)) => {
-            problems.push(Problem::Unreadable { file: CoordinatorFile::Config, why });
-            None
-        }
         None => None,
     };
     let toc = match &config {
-        Some(c) if !c.metadata_only => match read(store, &found, CoordinatorFile::Toc, files::TOC_MAX_BYTES).await? {
-            Some(Ok(text)) => match files::toc_data_entries(&text) {
-                Ok(entries) => Some(entries),
-                Err(why) => {
-                    problems.push(Problem::Unreadable { file: CoordinatorFile::Toc, why });
-                    None
-                }
-            },
-            Some(Err(why)) => {
-                problems.push(Problem::Unreadable { file: CoordinatorFile::Toc, why });
-                None
+        Some(c) if !c.metadata_only => {
+            match text_of(CoordinatorFile::Toc, files::TOC_MAX_BYTES, &mut problems).await? {
+                Some(text) => match files::toc_data_entries(&text) {
+                    Ok(entries) => Some(entries),
+                    Err(why) => {
+                        problems.push(Problem::Unreadable { file: CoordinatorFile::Toc, why });
+                        None
+                    }
+                },
+                None => None,
             }
-            None => None,
-        },
+        }
         _ => None,
     };
     let report = match reads.report {
-        true => match read(store, &found, CoordinatorFile::Report, files::REPORT_MAX_BYTES).await? {
-            Some(Ok(text)) => Some(Report::parse(&text)),
-            _ => None,
-        },
+        // An unreadable report is no problem of the backup's: it only
+        // dates its end.
+        true => {
+            text_of(CoordinatorFile::Report, files::REPORT_MAX_BYTES, &mut Vec::new()).await?.map(|t| Report::parse(&t))
+        }
         false => None,
     };
     if let Some(c) = &config
@@ -211,30 +251,98 @@ pub async fn inspect(store: &Arc<dyn Store>, found: Found, reads: Reads) -> Resu
     };
     let storage = storage(store, &found).await?;
     log::debug!("catalog: backup {ts}: {} objects, {} missing", found.objects, missing.len());
-    Ok(Backup { found, config, report, toc, missing, problems, storage, lock: Lock::None })
+    Ok(Backup { found, config, report, toc, missing, problems, storage, lock: Lock::None, encrypted })
 }
 
-/// A coordinator file's text: `None` when the listing has no such file,
-/// `Some(Err(why))` when it cannot be read as text.
+/// What reading a coordinator file gave.
+enum Text {
+    /// The listing has no such file (or it was deleted since).
+    Absent,
+    /// Its text; `sealed`: it was stored encrypted.
+    Read {
+        text: String,
+        sealed: bool,
+    },
+    Unreadable {
+        why: String,
+        sealed: bool,
+    },
+    /// Encrypted, and no private key here opens it.
+    Sealed(String),
+}
+
+/// Reads a coordinator file of at most `max` bytes of text, decrypting it
+/// with `keys` when it is an age file.
 async fn read(
     store: &Arc<dyn Store>,
     found: &Found,
     file: CoordinatorFile,
     max: usize,
-) -> Result<Option<std::result::Result<String, String>>> {
+    keys: &dyn Transform,
+) -> Result<Text> {
     if !found.has(file) {
-        return Ok(None);
+        return Ok(Text::Absent);
     }
     let key = found.key(&file.name(&found.timestamp));
-    match store.get_range(&key, 0..max as u64 + 1).await {
-        Ok(fetched) if fetched.total_size > max as u64 => {
-            Ok(Some(Err(format!("{} bytes, more than the {max} read", fetched.total_size))))
-        }
-        Ok(fetched) => Ok(Some(String::from_utf8(fetched.data.to_vec()).map_err(|_| "not text".to_string()))),
+    // Room for an age file of `max` bytes of text: its header, and a tag
+    // per 64 KiB chunk.
+    let stored_max = max + (max >> 16) * 16 + 64 * 1024;
+    let fetched = match store.get_range(&key, 0..stored_max as u64 + 1).await {
+        Ok(fetched) => fetched,
         // Deleted since the listing.
-        Err(e) if e.is(Kind::NotFound) => Ok(None),
-        Err(e) if e.is(Kind::Archived) => Ok(Some(Err("archived: not readable without a restore".to_string()))),
-        Err(e) => Err(e),
+        Err(e) if e.is(Kind::NotFound) => return Ok(Text::Absent),
+        Err(e) if e.is(Kind::Archived) => {
+            return Ok(Text::Unreadable { why: "archived: not readable without a restore".into(), sealed: false });
+        }
+        Err(e) => return Err(e),
+    };
+    let sealed = fetched.data.starts_with(AGE_MAGIC);
+    let too_big = |size: u64| Text::Unreadable { why: format!("{size} bytes, more than the {max} read"), sealed };
+    if fetched.total_size > stored_max as u64 || (!sealed && fetched.total_size > max as u64) {
+        return Ok(too_big(fetched.total_size));
+    }
+    let bytes = match sealed {
+        false => fetched.data.to_vec(),
+        true => match decrypt(keys, fetched.data) {
+            Ok(plain) if plain.len() > max => return Ok(too_big(plain.len() as u64)),
+            Ok(plain) => plain,
+            // No key, or keys that do not open it.
+            Err(e) if e.is(Kind::Config) => return Ok(Text::Sealed(e.to_string())),
+            Err(e) => return Ok(Text::Unreadable { why: e.to_string(), sealed }),
+        },
+    };
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => Text::Read { text, sealed },
+        Err(_) => Text::Unreadable { why: "not text".to_string(), sealed },
+    })
+}
+
+/// An age file's plaintext, decrypted with the config's identity.
+fn decrypt(keys: &dyn Transform, data: bytes::Bytes) -> Result<Vec<u8>> {
+    let out = Collected::default();
+    let mut decoder = keys.decode(Box::new(out.clone()))?;
+    decoder.write(data).and_then(|()| decoder.finish()).map_err(|e| match e.into_inner() {
+        Some(inner) => match inner.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(other) => Error::local(format!("decrypting: {other}")),
+        },
+        None => Error::local("decrypting"),
+    })?;
+    Ok(std::mem::take(&mut *out.0.lock().expect("not poisoned")))
+}
+
+/// A writer whose bytes are kept, shared with its reader.
+#[derive(Clone, Default)]
+struct Collected(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Collected {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -83,7 +83,7 @@ impl Catalog {
 pub async fn catalog(
     store: &Arc<dyn Store>,
     folder: &str,
-    reads: Reads,
+    reads: Reads<'_>,
     vault: Option<&VaultRetention>,
 ) -> Result<Catalog> {
     let (found, stray) = scan::scan(&**store, folder).await?;
@@ -101,6 +101,7 @@ pub async fn backup_set(
     store: &Arc<dyn Store>,
     folder: &str,
     ts: &str,
+    reads: Reads<'_>,
     vault: Option<&VaultRetention>,
 ) -> Result<(Vec<Backup>, Vec<String>)> {
     let mut out: Vec<Backup> = Vec::new();
@@ -115,7 +116,7 @@ pub async fn backup_set(
             absent.push(next);
             continue;
         }
-        let mut backup = inspect::inspect(store, found, Reads::default()).await?;
+        let mut backup = inspect::inspect(store, found, reads).await?;
         backup.lock = lock::lock_of(vault, files::timestamp_date(&next), has_archives(&backup));
         if out.is_empty() {
             // The backup's own plan names every backup its restore reads.

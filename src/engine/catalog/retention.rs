@@ -13,7 +13,9 @@
 //! - it is unfinished or incomplete and younger than the grace period (it
 //!   may still be running: gpbackup uploads its config, then its report,
 //!   then cleans up; a failed backup has ended);
-//! - its timestamp is not a date (its age is unknown).
+//! - its timestamp is not a date (its age is unknown);
+//! - it is encrypted and no private key here reads its config (whether it
+//!   is complete, and what it needs, is unknown).
 //!
 //! Everything else is deleted: complete backups the rules do not keep,
 //! failed and incomplete backups, unfinished ones past the grace period.
@@ -78,6 +80,8 @@ pub enum Keep {
     Running,
     Locked(Until),
     NotADate,
+    /// Encrypted, and unreadable here: nothing is known of it.
+    Sealed,
     /// A kept backup's restore plan reads it.
     NeededBy(String),
 }
@@ -164,6 +168,9 @@ pub fn plan(candidates: &[Candidate], rules: &Rules, now: NaiveDateTime) -> Vec<
                 }
             }
         }
+        if c.status == Status::Sealed {
+            why.push(Keep::Sealed);
+        }
         if c.lock.holds(now) {
             let until = match &c.lock {
                 Lock::ObjectLock(s) if s.legal_holds > 0 => Until::Forever,
@@ -203,6 +210,7 @@ pub fn plan(candidates: &[Candidate], rules: &Rules, now: NaiveDateTime) -> Vec<
                     Status::Failed => Expired::Failed,
                     Status::Incomplete => Expired::Incomplete,
                     Status::Unfinished => Expired::Unfinished,
+                    Status::Sealed => unreachable!("sealed backups are always kept"),
                 }),
             },
             absent_needs: c.needs.iter().filter(|n| !present.contains(n.as_str())).cloned().collect(),

@@ -221,7 +221,7 @@ async fn chains_name_their_missing_links() {
     let catalog = super::catalog(&store, FOLDER, Reads::default(), None).await.unwrap();
     let broken = catalog.broken_chains();
     assert_eq!(broken[i2], vec![(full.to_string(), None)]);
-    let (set, absent) = backup_set(&store, FOLDER, i2, None).await.unwrap();
+    let (set, absent) = backup_set(&store, FOLDER, i2, Reads::default(), None).await.unwrap();
     assert_eq!(set.iter().map(|b| b.timestamp()).collect::<Vec<_>>(), vec![i2, i1]);
     assert_eq!(absent, vec![full]);
 }
