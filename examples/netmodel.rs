@@ -159,6 +159,7 @@ struct Proxy {
     total_up: Option<SharedBucket>,
     total_down: Option<SharedBucket>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    stats_lock: Mutex<()>,
 }
 
 impl Proxy {
@@ -194,6 +195,9 @@ impl Proxy {
     }
 
     fn write_stats(&self) {
+        // One writer at a time: the ticker and a signal share the temporary
+        // file.
+        let _one = self.stats_lock.lock().unwrap();
         if let Some(path) = &self.args.stats
             && let Err(e) = write_atomic(path, self.json().as_bytes())
         {
@@ -340,6 +344,7 @@ async fn main_async(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         total_up: bucket(args.total_rate),
         total_down: bucket(args.total_rate),
         stats: Stats::default(),
+        stats_lock: Mutex::new(()),
         tls,
         args,
     });
