@@ -150,6 +150,15 @@ def network(res, meta, plot_path=None, plot_ref=None):
     w(f"{nm.get('reps', '1')} run(s) per cell (median). Same machine as above: server, proxy and clients")
     w(f"share its {meta.get('nproc', '?')} CPUs, which is why the aggregate cap is {nm.get('total_rate', '?')}/s: what")
     w("the proxy and the server can deliver over TLS with clients running too (see the ceiling).")
+    reach = []
+    for scheme in ("http", "https"):
+        for op in ("upload", "download"):
+            c = agg.get((min(rtts) if rtts else 0, scheme, "curl", op, many))
+            if c and c["mibps"]:
+                reach.append(f"{op} {scheme.upper()} {c['mibps']:.0f} MiB/s ({c['mibps'] / cap:.2f}x)")
+    if reach:
+        w(f"Is the cap deliverable? {many} curl processes (the cheapest client) at RTT {min(rtts)} ms reached: "
+          + "; ".join(reach) + ".")
     w("")
     if ceil:
         w("### The model's own ceiling (no delay, no caps)")
