@@ -33,6 +33,8 @@
 #   BENCH_NET_REPS=1     repetitions of each section 9 cell
 #   BENCH_NET_PLOT=FILE  with BENCH_ONLY=network: draw the plot there (the full
 #                        run draws bench/throughput-vs-rtt.png)
+#   BENCH_KEEP_RESULTS=DIR  with BENCH_ONLY=network: copy the raw results
+#                        (TSV) there (report.py --only network DIR redraws)
 #   NETMODEL=PATH        the network model (default
 #                        target/release/examples/netmodel; built when missing)
 #
@@ -417,6 +419,9 @@ network_section() {
 if [ "$ONLY" = network ]; then
     network_section
     meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ -n "${BENCH_KEEP_RESULTS:-}" ]; then
+        mkdir -p "$BENCH_KEEP_RESULTS" && cp -a "$RES/." "$BENCH_KEEP_RESULTS/" && log "results kept in $BENCH_KEEP_RESULTS"
+    fi
     python3 "$here/report.py" --only network "$RES" || die "bench/report.py"
     exit 0
 fi
