@@ -374,7 +374,7 @@ net_proxy_stop() {
     kill -TERM "$NET_PROXY_PID" 2>/dev/null || true
     wait "$NET_PROXY_PID" 2>/dev/null || true
     NET_PROXY_PID=
-    [ -s "$WORK/np.err" ] && { log "  network model stderr: $(head -c 300 "$WORK/np.err")"; } || true
+    if [ -s "$WORK/np.err" ]; then log "  network model stderr: $(head -c 300 "$WORK/np.err")"; fi
 }
 
 network_section() {
