@@ -25,7 +25,8 @@
 #   make test-compat  the integration tests against Garage, a stricter
 #                     MinIO-like server (built on first use: ~12 minutes)
 #   make lint         cargo fmt --check and cargo clippy -D warnings
-#   make bench        the benchmark (bench/run.sh)
+#   make bench        the benchmark (bench/run.sh; BENCH_ONLY=network for the
+#                     network model alone, examples/netmodel.rs)
 #   make clean        cargo clean
 
 SHELL := /bin/bash
@@ -125,7 +126,10 @@ clippy:
 fmt:
 	$(CARGO) fmt
 
+# Section 9 puts examples/netmodel.rs (the network model) between the
+# clients and the server.
 bench: build
+	$(CARGO) build --release --example netmodel
 	bash bench/run.sh
 
 clean:

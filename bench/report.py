@@ -3,6 +3,11 @@
 
     report.py RESULTS_DIR > BENCHMARKS.md
     report.py --only encryption RESULTS_DIR   (BENCH_ONLY=encryption: that section alone)
+    report.py --only network RESULTS_DIR      (BENCH_ONLY=network: section 9 alone)
+
+With BENCH_NET_PLOT=PATH (run.sh sets bench/throughput-vs-rtt.png for the
+full report) section 9's plot is drawn there, referenced as
+BENCH_NET_PLOT_REF (default: PATH).
 
 RESULTS_DIR holds meta.tsv, throughput.tsv, rss.tsv, small.json,
 fanout.tsv, subset.tsv, subset.json, whole.json, subset.seconds and
@@ -14,6 +19,8 @@ import json
 import os
 import statistics
 import sys
+
+from netreport import network
 
 MiB = 1 << 20
 
@@ -104,6 +111,21 @@ def encryption(res):
 
 
 def main():
+    plot = os.environ.get("BENCH_NET_PLOT") or None
+    plot_ref = os.environ.get("BENCH_NET_PLOT_REF") or plot
+    if sys.argv[1:3] == ["--only", "network"]:
+        res = sys.argv[3]
+        meta = load(res)
+        section, targets = network(res, meta, plot, plot_ref)
+        print("\n".join(section))
+        print("| Target (issue 17) | Measured | Result |\n| --- | ---: | --- |")
+        for name, measured, ok in targets:
+            print(f"| {name} | {measured} | {verdict(ok)} |")
+        if meta.get("quick") == "1":
+            print("\n(Quick run: reduced sizes, the ratios are indicative only.)")
+        print(f"\nServer: {meta.get('server', '?')}; load average {meta.get('load_start', '?')} at the start, "
+              f"{meta.get('load_end', '?')} at the end; {meta.get('cpu', '?')}, {os.cpu_count()} CPUs.")
+        return
     if sys.argv[1] == "--only":
         res = sys.argv[3]
         meta = load(res)
@@ -229,6 +251,8 @@ def main():
     sub_ratio = sub_wire["down"] / int(sub["requested"])
     targets.append(("restore_data_subset fetches ≤ 1.01x the bytes requested", f"{sub_ratio:.4f}x", sub_ratio <= 1.01))
     targets.append(("fan-out without errors", f"{fan['errors']} errors", int(fan["errors"]) == 0))
+    net_section, net_targets = network(res, meta, plot, plot_ref)
+    targets.extend((f"{name} (issue 17)", measured, ok) for name, measured, ok in net_targets)
     enc_section, enc_targets = encryption(res)
     targets.extend(enc_targets)
 
@@ -418,6 +442,10 @@ def main():
 
     # ------------------------------------------------------------ encryption
     for line in enc_section:
+        w(line)
+
+    # ------------------------------------------------------------ network
+    for line in net_section:
         w(line)
 
     # ------------------------------------------------------------ method

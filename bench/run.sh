@@ -25,6 +25,18 @@
 #                        only section 8 (no checksum bench, no other client):
 #                        its table is printed on stdout, BENCHMARKS.md is not
 #                        written
+#   BENCH_ONLY=network   only section 9 (no checksum bench): its tables on
+#                        stdout, BENCHMARKS.md not written
+#   BENCH_NET_RTTS="0 10 50"  section 9's round-trip times in ms (quick: "0 50")
+#   BENCH_NET_CONN_RATE=25MiB BENCH_NET_TOTAL_RATE=64MiB
+#                        section 9's caps per connection and in aggregate
+#   BENCH_NET_REPS=1     repetitions of each section 9 cell
+#   BENCH_NET_PLOT=FILE  with BENCH_ONLY=network: draw the plot there (the full
+#                        run draws bench/throughput-vs-rtt.png)
+#   BENCH_KEEP_RESULTS=DIR  with BENCH_ONLY=network: copy the raw results
+#                        (TSV) there (report.py --only network DIR redraws)
+#   NETMODEL=PATH        the network model (default
+#                        target/release/examples/netmodel; built when missing)
 #
 # What it measures (all on 127.0.0.1):
 #   1. throughput: upload (backup_data from stdin, curl PUT, aws s3 cp -,
@@ -40,7 +52,12 @@
 #   6. checksum throughput (cargo bench --bench checksums);
 #   8. client-side encryption: backup_data and restore_data of the same
 #      random file with and without encryption_recipients (age), alternated,
-#      median MiB/s and CPU seconds (user + system, GNU time) per GiB.
+#      median MiB/s and CPU seconds (user + system, GNU time) per GiB;
+#   9. network model: every tool through examples/netmodel.rs (latency, a
+#      TCP-like window, bandwidth caps, optionally TLS) at several RTTs, over
+#      HTTP and HTTPS, 1 and 8 processes: MiB/s, CPU s/GiB, peak RSS and the
+#      connections, TLS handshakes and requests per call; then 1 KiB calls
+#      at each RTT (bench/netbench.py runs the cells).
 #
 # Installs what is missing when it can: rclone and GNU time from Debian
 # (apt-get, as root), aws-cli from PyPI (pip --user). A missing comparison
@@ -68,7 +85,22 @@ OUT=${BENCH_OUT:-$repo/BENCHMARKS.md}
 CMD_TIMEOUT=${BENCH_TIMEOUT:-1200}
 SERVER_CHOICE=${BENCH_SERVER:-auto}
 ONLY=${BENCH_ONLY:-}
-case $ONLY in '' | encryption) ;; *) echo "BENCH_ONLY must be encryption (or unset), not '$ONLY'" >&2 && exit 2 ;; esac
+case $ONLY in '' | encryption | network) ;; *) echo "BENCH_ONLY must be encryption or network (or unset), not '$ONLY'" >&2 && exit 2 ;; esac
+NETMODEL=${NETMODEL:-$repo/target/release/examples/netmodel}
+if [ "$QUICK" = 1 ]; then
+    NET_RTTS=${BENCH_NET_RTTS:-0 50} NET_BIG_MIB=32 NET_PART_MIB=8 NET_SMALL_N=5
+else
+    NET_RTTS=${BENCH_NET_RTTS:-0 10 50} NET_BIG_MIB=256 NET_PART_MIB=64 NET_SMALL_N=10
+fi
+NET_PROCS=8
+NET_REPS=${BENCH_NET_REPS:-1}
+NET_CONN_RATE=${BENCH_NET_CONN_RATE:-25MiB}
+# 64 MiB/s in all: on the 2-CPU machine, with the server, the proxy and the
+# clients sharing it, 8 curl processes (the cheapest client) reached 70-90
+# MiB/s through a 100 MiB/s cap over HTTPS and the uncapped TLS proxy
+# 70-120 MiB/s for one stream; a cap the machine cannot deliver would
+# measure the CPU, not the modelled link.
+NET_TOTAL_RATE=${BENCH_NET_TOTAL_RATE:-64MiB}
 
 FOLDER=bench
 DATE=20240101
@@ -78,6 +110,7 @@ TS_SMALL=20240101000003 # small calls
 TS_FAN=20240101000004   # fan-out
 TS_SUB=20240101000005   # subset
 TS_ENC=20240101000006   # encryption
+TS_NET=20240101000009   # network model
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -120,8 +153,13 @@ fi
 WORK=$(mktemp -d /tmp/gpbackup-bench.XXXXXX)
 SERVER_KIND=
 BG_PIDS=()
+NET_PROXY_PID=
 cleanup() {
     local rc=$? p
+    if [ -n "$NET_PROXY_PID" ]; then
+        kill "$NET_PROXY_PID" 2>/dev/null || true
+        wait "$NET_PROXY_PID" 2>/dev/null || true
+    fi
     for p in "${BG_PIDS[@]}"; do
         # A fan-out job is a subshell running dd | timeout plugin: stop its
         # children first (timeout passes the signal on to the plugin).
@@ -311,6 +349,82 @@ need_kib=$(((BIG_MIB * (REPS * 4 + 3) + FAN_N * FAN_MIB * 2 + SUBSET_MIB * 2 + 2
 have_kib=$(free_kib "$WORK")
 [ "$have_kib" -ge "$need_kib" ] ||
     die "not enough free space in /tmp: $((have_kib >> 20)) GiB free, about $((need_kib >> 20)) GiB needed (without the ${HUGE_MIB} MiB RSS test)"
+
+# ---------------------------------------------------------------- 9. network model
+# Defined here, run after section 6 (or alone with BENCH_ONLY=network).
+# One proxy per (RTT, scheme): examples/netmodel.rs between the clients and
+# the server; bench/netbench.py runs the cells and reads its counters.
+
+net_proxy_start() { # RTT_MS SCHEME CAPPED(0|1)
+    rm -f "$WORK/np.port" "$WORK/np.json" "$WORK/np-ca.pem"
+    local a=(--upstream "127.0.0.1:${EP##*:}" --delay "$(($1 * 500))us" --port-file "$WORK/np.port" --stats "$WORK/np.json")
+    [ "$3" = 1 ] && a+=(--conn-rate "$NET_CONN_RATE" --total-rate "$NET_TOTAL_RATE")
+    [ "$2" = https ] && a+=(--tls-ca-out "$WORK/np-ca.pem")
+    "$NETMODEL" "${a[@]}" 2>"$WORK/np.err" &
+    NET_PROXY_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [ -s "$WORK/np.port" ] && [ -s "$WORK/np.json" ] && break
+        sleep 0.1
+    done
+    [ -s "$WORK/np.port" ] || { cat "$WORK/np.err" >&2; die "the network model did not start"; }
+    NP_EP=$2://127.0.0.1:$(cat "$WORK/np.port")
+}
+net_proxy_stop() {
+    kill -TERM "$NET_PROXY_PID" 2>/dev/null || true
+    wait "$NET_PROXY_PID" 2>/dev/null || true
+    NET_PROXY_PID=
+    if [ -s "$WORK/np.err" ]; then log "  network model stderr: $(head -c 300 "$WORK/np.err")"; fi
+}
+
+network_section() {
+    if [ ! -x "$NETMODEL" ]; then
+        log "building the network model: cargo build --release --example netmodel"
+        (cd "$repo" && cargo build --release --example netmodel) || die "cargo build --release --example netmodel"
+    fi
+    local tools=(plugin) rtt scheme
+    command -v gnuplot >/dev/null 2>&1 || apt_install gnuplot-nox || log "gnuplot not available: section 9 without its plot"
+    [ -n "$AWS" ] && tools+=(aws)
+    [ -n "$RCLONE" ] && tools+=(rclone)
+    tools+=(curl)
+    log "9. network model: RTT ${NET_RTTS// /, } ms, HTTP and HTTPS, 1 and $NET_PROCS processes, ${NET_BIG_MIB} MiB / ${NET_PROCS}x${NET_PART_MIB} MiB, caps $NET_CONN_RATE per connection, $NET_TOTAL_RATE in all; ${tools[*]}"
+    meta net "rtts=${NET_RTTS} conn_rate=${NET_CONN_RATE} total_rate=${NET_TOTAL_RATE} window=4MiB big=${NET_BIG_MIB}MiB procs=${NET_PROCS} part=${NET_PART_MIB}MiB small=${NET_SMALL_N} reps=${NET_REPS}"
+    make_random "$WORK/net-big.bin" "$NET_BIG_MIB" "bench-net-$$"
+    make_random "$WORK/net-part.bin" "$NET_PART_MIB" "bench-netp-$$"
+    HOME=$PLUGIN_HOME "$PLUGIN" backup_data "$CFG" "$LOCAL/$TS_NET/net_big" <"$WORK/net-big.bin" || die "backup_data net_big"
+    HOME=$PLUGIN_HOME "$PLUGIN" backup_data "$CFG" "$LOCAL/$TS_NET/net_part" <"$WORK/net-part.bin" || die "backup_data net_part"
+    export PLUGIN PLUGIN_HOME S3_ACCESS_KEY S3_SECRET_KEY BUCKET FOLDER DATE
+    export NET_AWS=$AWS NET_RCLONE=$RCLONE NET_AWS_CONFIG=$WORK/aws-config NET_TS=$TS_NET NET_LOCAL=$LOCAL NET_DIRECT=$EP
+    export NET_BIG=$WORK/net-big.bin NET_PART=$WORK/net-part.bin NET_BIG_KEY=net_big NET_PART_KEY=net_part
+    export NET_PROCS NET_SMALL_N NET_REPS NET_TIMEOUT=$CMD_TIMEOUT NET_TOOLS="${tools[*]}"
+
+    log "9. the model's own ceiling: curl PUT/GET of ${NET_BIG_MIB} MiB direct and through the proxy (no delay, no caps)"
+    python3 "$here/netbench.py" ceiling direct "$EP" - "$RES" || die "netbench ceiling direct"
+    for scheme in http https; do
+        net_proxy_start 0 "$scheme" 0
+        python3 "$here/netbench.py" ceiling "proxy-$scheme" "$NP_EP" "$WORK/np-ca.pem" "$RES" || die "netbench ceiling $scheme"
+        net_proxy_stop
+    done
+    for rtt in $NET_RTTS; do
+        for scheme in http https; do
+            net_proxy_start "$rtt" "$scheme" 1
+            python3 "$here/netbench.py" run "$rtt" "$scheme" "${NP_EP##*:}" "$WORK/np.json" "$WORK/np-ca.pem" "$RES" ||
+                die "netbench: RTT $rtt ms $scheme"
+            net_proxy_stop
+        done
+    done
+    rm -f "$WORK/net-big.bin" "$WORK/net-part.bin"
+    HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_NET" || die "delete_backup $TS_NET"
+}
+if [ "$ONLY" = network ]; then
+    network_section
+    meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ -n "${BENCH_KEEP_RESULTS:-}" ]; then
+        mkdir -p "$BENCH_KEEP_RESULTS" && cp -a "$RES/." "$BENCH_KEEP_RESULTS/" && log "results kept in $BENCH_KEEP_RESULTS"
+    fi
+    python3 "$here/report.py" --only network "$RES" || die "bench/report.py"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- 8. encryption
 # First of the plugin's own measurements (BENCH_ONLY=encryption stops after
@@ -612,10 +726,15 @@ PY
 log "  $(cat "$RES/faults.json")"
 HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_SUB" || die "delete_backup $TS_SUB"
 
+# ---------------------------------------------------------------- 9. network
+
+network_section
+
 # ---------------------------------------------------------------- report
 
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
-python3 "$here/report.py" "$RES" >"$WORK/report.md" || die "bench/report.py"
+BENCH_NET_PLOT=$(dirname "$OUT")/bench/throughput-vs-rtt.png BENCH_NET_PLOT_REF=bench/throughput-vs-rtt.png \
+    python3 "$here/report.py" "$RES" >"$WORK/report.md" || die "bench/report.py"
 cp "$WORK/report.md" "$OUT.tmp.$$" && mv -f "$OUT.tmp.$$" "$OUT"
 log "wrote $OUT"
 sed -n '/^## Targets/,/^## /p' "$OUT" | sed '$d' >&2
