@@ -71,7 +71,9 @@ impl Reader {
         // The CRC is computed here, on the blocking thread, while earlier
         // parts are on the wire.
         let (source, result) = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(size as usize);
+            // A buffer an acknowledged part left behind, when there is one
+            // (no fresh pages to fault in: see `store::buffers`).
+            let mut buf = crate::store::buffers::take(size as usize);
             let result = (&mut source.reader).take(size).read_to_end(&mut buf).map(|_| {
                 let crc = integrity::crc64(&buf);
                 (buf, crc)
@@ -86,7 +88,7 @@ impl Reader {
         if !buf.is_empty() {
             self.sums.push(PartSum { size: buf.len() as u64, crc });
         }
-        Ok(Part { data: Bytes::from(buf), crc, _budget: permit })
+        Ok(Part { data: crate::store::buffers::freeze(buf), crc, _budget: permit })
     }
 }
 

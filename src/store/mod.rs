@@ -14,7 +14,8 @@
 //!   [`memory`]: an in-memory store for the engine's and commands' unit
 //!   tests. [`aws`] holds what both AWS clients share (HTTP, proxy, TLS,
 //!   credentials, error classification); [`retry`] the one retry policy;
-//!   [`paging`] the one way to walk a paged listing.
+//!   [`paging`] the one way to walk a paged listing; [`buffers`] the
+//!   download buffers reused within a process.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::config::{LockMode, RestoreTier};
 use crate::error::{Error, Result};
 
 pub mod aws;
+pub mod buffers;
 #[doc(hidden)]
 pub mod conformance;
 pub mod glacier;

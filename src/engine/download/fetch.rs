@@ -18,9 +18,13 @@ pub struct Expect {
     pub etag: Option<String>,
 }
 
+/// A unit's bytes, and its stored CRC when it had one.
+pub type Checked = (Bytes, Option<u64>);
+
 /// Fetches one unit (using the probe's bytes where they cover it) and checks
-/// its length and CRC.
-pub async fn unit(store: &dyn Store, key: &str, unit: Unit, prefix: Bytes, expect: &Expect) -> Result<Bytes> {
+/// its length and CRC; returns its bytes and, when it had a stored CRC, that
+/// CRC (so that the whole object's check need not hash them again).
+pub async fn unit(store: &dyn Store, key: &str, unit: Unit, prefix: Bytes, expect: &Expect) -> Result<Checked> {
     let Range { start, end } = unit.range.clone();
     let have = prefix.len() as u64;
     let data = if end <= have {
@@ -44,7 +48,7 @@ pub async fn unit(store: &dyn Store, key: &str, unit: Unit, prefix: Bytes, expec
             store.url(key)
         )));
     }
-    Ok(data)
+    Ok((data, unit.crc))
 }
 
 /// Fetches `range` and checks that exactly its bytes came back, from the

@@ -107,7 +107,7 @@ async fn head(store: &dyn Store, key: &str, transform: &dyn Transform) -> Result
 async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, transfer: Transfer) -> Result<()> {
     let url = store.url(key);
     let budget = (transfer.concurrency as u64).saturating_mul(transfer.part_size);
-    let mut in_flight: VecDeque<(u64, JoinHandle<Result<Bytes>>)> = VecDeque::new();
+    let mut in_flight: VecDeque<(u64, JoinHandle<Result<fetch::Checked>>)> = VecDeque::new();
     let mut in_flight_bytes = 0u64;
     let mut pending = plan.units.peekable();
     let mut running_crc: Option<u64> = None;
@@ -131,9 +131,10 @@ async fn run(store: Arc<dyn Store>, key: &str, plan: Plan, sink: &mut Sink, tran
         }
         let Some((len, next)) = in_flight.pop_front() else { break };
         in_flight_bytes -= len;
-        let data = next.await.map_err(|e| Error::local(format!("download task failed: {e}")))??;
+        let (data, verified) = next.await.map_err(|e| Error::local(format!("download task failed: {e}")))??;
         if plan.whole_crc.is_some() || plan.whole_tree.is_some() {
-            let crc = integrity::crc64(&data);
+            // A unit checked against its stored CRC is not hashed twice.
+            let crc = verified.unwrap_or_else(|| integrity::crc64(&data));
             running_crc = Some(match running_crc {
                 None => crc,
                 Some(acc) => integrity::combine(acc, crc, data.len() as u64),

@@ -7,7 +7,7 @@ use std::ops::Range;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, Delete, ObjectIdentifier, StorageClass};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::S3Store;
 use super::checksums::{RequestChecksums as _, parse_crc64_header};
@@ -148,7 +148,7 @@ impl S3Store {
         // Read straight into one buffer of the announced size: collecting
         // the body and then joining it would hold every range twice.
         let expected = out.content_length().unwrap_or(0).max(0) as usize;
-        let mut buf = BytesMut::with_capacity(expected);
+        let mut buf = crate::store::buffers::take(expected);
         let mut body = out.body;
         loop {
             match body.try_next().await {
@@ -180,7 +180,7 @@ impl S3Store {
                 buf.len()
             )));
         }
-        let mut data = buf.freeze();
+        let mut data = crate::store::buffers::freeze(buf);
         if whole {
             let end = range.end.min(data.len() as u64) as usize;
             let start = (range.start as usize).min(end);
