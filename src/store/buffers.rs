@@ -23,10 +23,12 @@ const KEEP: usize = 16;
 static IDLE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// An empty buffer with room for `len` bytes: an idle one when one is large
-/// enough, else a new one.
+/// enough (and not more than twice as large: a small read must not pin a
+/// part-sized buffer), else a new one.
 pub fn take(len: usize) -> Vec<u8> {
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-    match idle.iter().position(|b| b.capacity() >= len) {
+    let fits = |b: &Vec<u8>| b.capacity() >= len && b.capacity() <= len.saturating_mul(2).max(64 << 10);
+    match idle.iter().position(fits) {
         Some(i) => idle.swap_remove(i),
         None => Vec::with_capacity(len),
     }
