@@ -1,6 +1,6 @@
 //! The layering rule, checked: data and imports flow one way, face ->
 //! commands -> engine -> store, and the leaves (config, layout, error, log,
-//! size, offsets, record) import nothing of the project but each other. A module
+//! size, offsets, record, crc) import nothing of the project but each other. A module
 //! that reaches up a layer fails this test, naming the file and the import.
 
 /// Each layer, as path prefixes under `src/`, and the top-level modules it
@@ -20,14 +20,15 @@ const RULES: &[(&[&str], &[&str])] = &[
             "size",
             "offsets",
             "record",
+            "crc",
             "PLUGIN_NAME",
         ],
     ),
-    (&["engine/"], &["engine", "store", "config", "layout", "error", "log", "size", "record", "PLUGIN_NAME"]),
-    (&["store/"], &["store", "config", "layout", "error", "log", "size", "record", "PLUGIN_NAME"]),
+    (&["engine/"], &["engine", "store", "config", "layout", "error", "log", "size", "record", "crc", "PLUGIN_NAME"]),
+    (&["store/"], &["store", "config", "layout", "error", "log", "size", "record", "crc", "PLUGIN_NAME"]),
     (
-        &["config/", "layout.rs", "error.rs", "log.rs", "size.rs", "offsets.rs", "record.rs"],
-        &["config", "layout", "error", "log", "size", "record", "PLUGIN_NAME"],
+        &["config/", "layout.rs", "error.rs", "log.rs", "size.rs", "offsets.rs", "record.rs", "crc.rs"],
+        &["config", "layout", "error", "log", "size", "record", "crc", "PLUGIN_NAME"],
     ),
 ];
 

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod crc;
 pub mod engine;
 pub mod error;
 pub mod layout;

@@ -140,10 +140,10 @@ impl S3Multipart {
     /// this upload (an upload resumed elsewhere lets the service compute it).
     fn whole_crc64(&self, parts: &[PartTag]) -> Option<String> {
         let crcs = self.part_crcs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut whole = crc_fast::crc64_nvme(b"");
+        let mut whole = crate::crc::crc64(b"");
         for part in parts {
             let (crc, len) = crcs.get(&part.number)?;
-            whole = crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Nvme, whole, *crc, *len);
+            whole = crate::crc::combine(whole, *crc, *len);
         }
         Some(crc64_header(whole))
     }
