@@ -5,6 +5,7 @@ library only).
 
     netbench.py run RTT_MS SCHEME PORT STATS_JSON CA_PEM OUT_DIR
     netbench.py ceiling LABEL ENDPOINT CA_PEM OUT_DIR
+    netbench.py sweep RTT_MS SCHEME PORT STATS_JSON CA_PEM OUT_DIR
 
 SCHEME is http or https (CA_PEM: the proxy's CA, ignored for http). Runs,
 through 127.0.0.1:PORT:
@@ -13,9 +14,14 @@ through 127.0.0.1:PORT:
     to OUT_DIR/net_matrix.tsv;
   - small calls: NET_SMALL_N 1 KiB backup_data, restore_data, curl PUT and
     curl GET; appends rows to OUT_DIR/net_small.tsv.
+sweep runs only the plugin, 1 process, backup_data then restore_data of
+NET_BIG under each setting of requests in flight and part size in
+NET_SWEEP ("CONCURRENCY:PART_MiB ..."), the same setting for both; appends
+rows to OUT_DIR/net_sweep.tsv (the evidence for the defaults).
 Per cell it takes the proxy's counters before and after (a snapshot written
 after the processes exited, with no connection open) and divides the
-difference by the number of processes (or calls).
+difference by the number of processes (or calls); server_s is the server's
+own time by request kind (from a request's end to its answer), per process.
 
 Environment (from run.sh): PLUGIN, PLUGIN_HOME, NET_AWS, NET_RCLONE (empty
 when unavailable), S3_ACCESS_KEY, S3_SECRET_KEY, BUCKET, FOLDER, DATE,
@@ -64,6 +70,10 @@ def counts(a, b, n):
     d = {k: (b[k] - a[k]) / n for k in keys}
     d["methods"] = {m: (b["by_method"].get(m, 0) - a["by_method"].get(m, 0)) / n for m in b["by_method"]}
     d["methods"] = {m: v for m, v in d["methods"].items() if v}
+    # Seconds the server took answering, by request kind, per process.
+    st_a, st_b = a.get("server_time", {}), b.get("server_time", {})
+    d["server_s"] = {k: round((t["seconds"] - st_a.get(k, {}).get("seconds", 0.0)) / n, 4) for k, t in st_b.items()}
+    d["server_s"] = {k: v for k, v in d["server_s"].items() if v > 0}
     return d
 
 
@@ -73,22 +83,29 @@ class Runner:
         self.ep = f"{scheme}://127.0.0.1:{port}"
         self.work = os.path.join(out, "..", f"net-{rtt}-{scheme}")
         os.makedirs(self.work, exist_ok=True)
-        self.cfg = os.path.join(self.work, "config.yaml")
-        with open(self.cfg, "w") as f:
+        self.cfg = self.config("config.yaml")
+        self.prefix = f"{E['FOLDER']}/backups/{E['DATE']}/{E['NET_TS']}"
+        self.timeout = int(E.get("NET_TIMEOUT", "1200"))
+
+    def config(self, name, extra=""):
+        """A plugin config through the proxy (plus `extra` option lines)."""
+        path = os.path.join(self.work, name)
+        with open(path, "w") as f:
             f.write(
                 f"executablepath: {E['PLUGIN']}\noptions:\n  endpoint: {self.ep}\n  region: us-east-1\n"
                 f"  aws_access_key_id: {E['S3_ACCESS_KEY']}\n  aws_secret_access_key: {E['S3_SECRET_KEY']}\n"
                 f"  bucket: {E['BUCKET']}\n  folder: {E['FOLDER']}\n  encryption: \"off\"\n"
             )
-            if scheme == "https":
-                f.write(f"  ca_cert_file: {ca}\n")
-        os.chmod(self.cfg, 0o600)
-        self.prefix = f"{E['FOLDER']}/backups/{E['DATE']}/{E['NET_TS']}"
-        self.timeout = int(E.get("NET_TIMEOUT", "1200"))
+            if self.scheme == "https":
+                f.write(f"  ca_cert_file: {self.ca}\n")
+            f.write(extra)
+        os.chmod(path, 0o600)
+        return path
 
     # -------------------------------------------------------- commands
     def env(self, tool):
         env = dict(E)
+        env.pop("NET_SWEEP", None)
         env["HOME"] = E["PLUGIN_HOME"]
         if tool == "aws":
             env.update(AWS_ACCESS_KEY_ID=E["S3_ACCESS_KEY"], AWS_SECRET_ACCESS_KEY=E["S3_SECRET_KEY"],
@@ -116,6 +133,10 @@ class Runner:
         if tool == "plugin":
             return ([E["PLUGIN"], "backup_data", self.cfg, local], src) if op == "upload" else \
                 ([E["PLUGIN"], "restore_data", self.cfg, local], None)
+        if tool.startswith("plugin:"):  # a sweep's setting: its own config file
+            cfg = tool.split(":", 1)[1]
+            return ([E["PLUGIN"], "backup_data", cfg, local], src) if op == "upload" else \
+                ([E["PLUGIN"], "restore_data", cfg, local], None)
         if tool == "curl":
             return (self.curl() + ["-o", "/dev/null", "-T", src, url], None) if op == "upload" else \
                 (self.curl() + ["-o", "/dev/null", url], None)
@@ -163,11 +184,12 @@ class Runner:
                         f"{E['NET_DIRECT']}/{E['BUCKET']}/{self.prefix}/{key}"], capture_output=True)
 
     # -------------------------------------------------------- matrix
-    def cell(self, tool, op, procs, rep):
+    def cell(self, tool, op, procs, rep, names=None, table="net_matrix.tsv", extra=None, keep=False):
         src = E["NET_BIG"] if procs == 1 else E["NET_PART"]
         size = os.path.getsize(src)
-        names = [f"up_{self.rtt}_{self.scheme}_{tool}_{procs}_{rep}_{i}" for i in range(procs)] if op == "upload" \
-            else [E["NET_BIG_KEY"] if procs == 1 else E["NET_PART_KEY"]] * procs
+        if names is None:
+            names = [f"up_{self.rtt}_{self.scheme}_{tool}_{procs}_{rep}_{i}" for i in range(procs)] \
+                if op == "upload" else [E["NET_BIG_KEY"] if procs == 1 else E["NET_PART_KEY"]] * procs
         before = snapshot(self.stats)
         t0 = time.time()
         running = [self.launch(tool, op, names[i], src, i) for i in range(procs)]
@@ -193,29 +215,32 @@ class Runner:
                 pass
             cpu += u + s
             rss = max(rss, r)
-            bad = codes[i] != 0 or (tool == "plugin" and text)
+            bad = codes[i] != 0 or (tool.startswith("plugin") and text)
             if not bad and op == "upload" and self.head_size(names[i]) != size:
                 bad, text = True, f"stored size {self.head_size(names[i])}, not {size}"
             if bad:
                 errors += 1
                 samples.append(f"{tool} {op} #{i}: exit {codes[i]}: {text[:200]}")
-        if op == "upload":
+        if op == "upload" and not keep:
             for n in names:
                 self.delete(n)
         c = counts(before, after, procs)
         total = size * procs
-        row = {"rtt_ms": self.rtt, "scheme": self.scheme, "tool": tool, "op": op, "procs": procs, "rep": rep,
+        row = dict(extra or {})
+        row |= {"rtt_ms": self.rtt, "scheme": self.scheme, "tool": tool.split(":")[0], "op": op, "procs": procs, "rep": rep,
                "bytes": total, "seconds": round(t1 - t0, 4), "cpu_s": round(cpu, 3), "maxrss_kb": rss,
                "errors": errors, "conns": c["connections"], "tls": c["tls_handshakes"], "tls_resumed": c["tls_resumed"],
-               "requests": c["requests"], "methods": json.dumps(c["methods"], sort_keys=True)}
-        path = os.path.join(self.out, "net_matrix.tsv")
+               "requests": c["requests"], "methods": json.dumps(c["methods"], sort_keys=True),
+               "server_s": json.dumps(c["server_s"], sort_keys=True)}
+        path = os.path.join(self.out, table)
         new = not os.path.exists(path)
         with open(path, "a") as f:
             if new:
                 f.write("\t".join(row) + "\n")
             f.write("\t".join(str(v) for v in row.values()) + "\n")
         mibps = total / (1 << 20) / (t1 - t0)
-        log(f"{self.rtt} ms {self.scheme} {tool} {op} x{procs}: {mibps:.1f} MiB/s, "
+        label = f"plugin {extra['setting']}" if extra else tool
+        log(f"{self.rtt} ms {self.scheme} {label} {op} x{procs}: {mibps:.1f} MiB/s, "
             f"{cpu / (total / (1 << 30)):.1f} CPU s/GiB, max RSS {rss // 1024} MiB, "
             f"{c['connections']:g} conn/{c['tls_handshakes']:g} TLS/{c['requests']:g} req per process"
             + (f", {errors} ERRORS" if errors else ""))
@@ -231,6 +256,21 @@ class Runner:
                     k = (rep - 1) % len(tools)
                     for tool in tools[k:] + tools[:k]:
                         self.cell(tool, op, procs, rep)
+
+    # -------------------------------------------------------- defaults sweep
+    def sweep(self):
+        """backup_data then restore_data of NET_BIG under each setting (the
+        restore reads the parts the backup wrote with that setting)."""
+        for setting in E.get("NET_SWEEP", "6:8").split():
+            conc, part = setting.split(":")
+            cfg = self.config(f"sweep-{conc}-{part}.yaml",
+                              f"  backup_max_concurrent_requests: {conc}\n  restore_max_concurrent_requests: {conc}\n"
+                              f"  backup_multipart_chunksize: {part}MB\n  restore_multipart_chunksize: {part}MB\n")
+            key = f"sweep_{self.rtt}_{self.scheme}_{conc}_{part}"
+            extra = {"setting": setting, "concurrency": conc, "part_mib": part}
+            self.cell("plugin:" + cfg, "upload", 1, 1, names=[key], table="net_sweep.tsv", extra=extra, keep=True)
+            self.cell("plugin:" + cfg, "download", 1, 1, names=[key], table="net_sweep.tsv", extra=extra)
+            self.delete(key)
 
     # -------------------------------------------------------- small calls
     def small(self):
@@ -319,6 +359,8 @@ def main():
     a = sys.argv[1:]
     if len(a) == 5 and a[0] == "ceiling":
         ceiling(a[1], a[2], a[3], a[4])
+    elif len(a) == 7 and a[0] == "sweep":
+        Runner(int(a[1]), a[2], int(a[3]), a[4], a[5], a[6]).sweep()
     elif len(a) == 7 and a[0] == "run":
         r = Runner(int(a[1]), a[2], int(a[3]), a[4], a[5], a[6])
         if E.get("NET_SKIP_MATRIX") != "1":

@@ -46,6 +46,12 @@ def net_meta(meta):
     return dict(kv.split("=", 1) for kv in meta.get("net", "").split() if "=" in kv)
 
 
+def completion_s(server_s):
+    """The server's own seconds in CompleteMultipartUpload (a POST with an
+    uploadId, as the proxy's request kinds name it)."""
+    return sum(v for k, v in server_s.items() if k.startswith("POST ?") and "uploadId" in k[6:].split("&"))
+
+
 def cells(res):
     """(rtt, scheme, tool, op, procs) -> aggregated results of its reps."""
     out = {}
@@ -56,8 +62,15 @@ def cells(res):
     for key, rows in out.items():
         ok = [r for r in rows if r["errors"] == "0"]
         rates = [int(r["bytes"]) / MiB / float(r["seconds"]) for r in ok]
+        done = [completion_s(json.loads(r.get("server_s") or "{}")) for r in ok]
+        net = [int(r["bytes"]) / MiB / (float(r["seconds"]) - d) for r, d in zip(ok, done) if float(r["seconds"]) > d]
         agg[key] = {
             "mibps": statistics.median(rates) if rates else None,
+            "seconds": statistics.median(float(r["seconds"]) for r in ok) if ok else None,
+            # Server time completing the upload (per process), and the rate
+            # without it: the part of the wall time no client can save.
+            "complete_s": statistics.median(done) if done else None,
+            "mibps_net": statistics.median(net) if net and any(done) else None,
             "cpu_per_gib": sum(float(r["cpu_s"]) for r in ok) / (sum(int(r["bytes"]) for r in ok) / GiB) if ok else None,
             "cpu_s": sum(float(r["cpu_s"]) for r in ok),
             "gib": sum(int(r["bytes"]) for r in ok) / GiB,
@@ -70,6 +83,16 @@ def cells(res):
             "reps": len(rows),
         }
     return agg
+
+
+def without_completion(c, want, cap, name):
+    """A second row for an upload cell whose multipart completion the
+    server took its time over: the same target, its wall time less that."""
+    if not c or not c.get("mibps_net") or not c.get("complete_s"):
+        return []
+    r = c["mibps_net"] / cap
+    return [(f"{name}, less the server's own {c['complete_s']:.2f} s completing the upload: ≥ {want}x the cap",
+             f"{r:.2f}x ({c['mibps_net']:.1f} MiB/s)", r >= want)]
 
 
 def g(x, digits=1):
@@ -207,6 +230,64 @@ def network(res, meta, plot_path=None, plot_ref=None):
                     if seen:
                         w(f"| {NAME[tool]} | {scheme.upper()} | {rtt} ms | " + " | ".join(parts) + f" | {errors} |")
         w("")
+    far_rtt = max(rtts) if rtts else None
+    done_rows = [(tool, scheme, procs, agg[(far_rtt, scheme, tool, "upload", procs)])
+                 for procs in procs_set for scheme in ("http", "https") for tool in TOOLS
+                 if (far_rtt, scheme, tool, "upload", procs) in agg
+                 and agg[(far_rtt, scheme, tool, "upload", procs)]["complete_s"]]
+    if done_rows:
+        w(f"### Uploads: the server's own completion time (RTT {far_rtt} ms)")
+        w("")
+        w("The proxy times the server itself: from a request's last byte reaching it to the first byte of its")
+        w("answer, by request kind. s3s-fs answers CompleteMultipartUpload only after copying every part into")
+        w("one file, so a multipart upload ends with seconds in which no byte moves and no client can help; a")
+        w("single PUT (curl) has no such step. Per process (the mean for several), and the rate without it.")
+        w("")
+        w("| Tool | Scheme | Processes | Wall s | Server's completion s | MiB/s | MiB/s without it |")
+        w("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+        for tool, scheme, procs, c in done_rows:
+            w(f"| {NAME[tool]} | {scheme.upper()} | {procs} | {c['seconds']:.2f} | {c['complete_s']:.2f} | "
+              f"{c['mibps']:.1f} | {c['mibps_net']:.1f} |" if c["mibps_net"] else
+              f"| {NAME[tool]} | {scheme.upper()} | {procs} | {c['seconds']:.2f} | {c['complete_s']:.2f} | "
+              f"{c['mibps']:.1f} | n/a |")
+        w("")
+    sweep = read_tsv(os.path.join(res, "net_sweep.tsv"))
+    if sweep:
+        w(f"### Defaults: requests in flight and part size (plugin, 1 process, HTTPS, RTT {sweep[0]['rtt_ms']} ms)")
+        w("")
+        w("backup_data then restore_data of the same stream under each setting (the restore reads the parts that")
+        w("backup wrote), `backup_/restore_max_concurrent_requests` and `backup_/restore_multipart_chunksize`")
+        w("alike; the default is 6 requests of 8 MiB. \"Without completion\": less the server's own time")
+        w("completing the upload (see above).")
+        w("")
+        w("| In flight | Part | Up MiB/s | Up x cap | Up without completion | Up RSS | Down MiB/s | Down x cap "
+          "| Down RSS | CPU s/GiB up / down | Errors |")
+        w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        by = {}
+        for r in sweep:
+            by.setdefault(r["setting"], {})[r["op"]] = r
+        for setting, ops in by.items():
+            conc, part = setting.split(":")
+            cols, errors = [], 0
+            cpu = []
+            for op in ("upload", "download"):
+                r = ops.get(op)
+                if not r:
+                    cols += ["n/a"] * (4 if op == "upload" else 3)
+                    cpu.append("n/a")
+                    continue
+                errors += int(r["errors"])
+                sec, mib = float(r["seconds"]), int(r["bytes"]) / MiB
+                rate = mib / sec
+                cols += [f"{rate:.1f}", f"{rate / cap:.2f}x"]
+                if op == "upload":
+                    done = completion_s(json.loads(r.get("server_s") or "{}"))
+                    cols.append(f"{mib / (sec - done):.1f} ({done:.2f} s)" if done and sec > done else "n/a")
+                cols.append(f"{int(r['maxrss_kb']) / 1024:.0f} MiB")
+                cpu.append(f"{float(r['cpu_s']) / (int(r['bytes']) / GiB):.1f}")
+            mark = " (default)" if setting == "6:8" else ""
+            w(f"| {conc}{mark} | {part} MiB | " + " | ".join(cols) + f" | {' / '.join(cpu)} | {errors} |")
+        w("")
     if plot_path and agg:
         why = plot(agg, rtts, plot_path, cap)
         if why:
@@ -248,6 +329,8 @@ def network(res, meta, plot_path=None, plot_ref=None):
             targets.append((f"{OPNAME[(op, 'plugin')]} at {far} ms, 1 process, {scheme.upper()}: ≥ 0.8x the "
                             f"{cap:.0f} MiB/s aggregate cap", "n/a" if r is None else f"{r:.2f}x ({p:.1f} MiB/s)",
                             None if r is None else r >= 0.8))
+            targets += without_completion(agg.get((far, scheme, "plugin", op, 1)), 0.8, cap,
+                                          f"{OPNAME[(op, 'plugin')]} at {far} ms, 1 process, {scheme.upper()}")
     for scheme in ("http", "https"):
         for op in ("upload", "download"):
             c = agg.get((far, scheme, "plugin", op, many))
@@ -259,6 +342,7 @@ def network(res, meta, plot_path=None, plot_ref=None):
             targets.append((f"{many} x {OPNAME[(op, 'plugin')]} at {far} ms, {scheme.upper()}: aggregate ≥ 0.9x cap, "
                             f"0 errors, each RSS ≤ 128 MiB",
                             f"{r:.2f}x ({c['mibps'] or 0:.1f} MiB/s), {c['errors']} errors, {c['rss_mib']:.0f} MiB", ok))
+            targets += without_completion(c, 0.9, cap, f"{many} x {OPNAME[(op, 'plugin')]} at {far} ms, {scheme.upper()}")
     for call in ("backup_data", "restore_data"):
         rows = [r for r in small if r["call"] == call and r["scheme"] == "https" and int(r["rtt_ms"]) == far]
         if not rows:

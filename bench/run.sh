@@ -31,6 +31,8 @@
 #   BENCH_NET_CONN_RATE=25MiB BENCH_NET_TOTAL_RATE=64MiB
 #                        section 9's caps per connection and in aggregate
 #   BENCH_NET_REPS=1     repetitions of each section 9 cell
+#   BENCH_NET_SWEEP="2:8 4:8 ..."  section 9's defaults sweep: requests in
+#                        flight : part size in MiB, plugin only
 #   BENCH_NET_PLOT=FILE  with BENCH_ONLY=network: draw the plot there (the full
 #                        run draws bench/throughput-vs-rtt.png)
 #   BENCH_KEEP_RESULTS=DIR  with BENCH_ONLY=network: copy the raw results
@@ -94,6 +96,9 @@ else
 fi
 NET_PROCS=8
 NET_REPS=${BENCH_NET_REPS:-1}
+# The defaults sweep (plugin only, at the farthest RTT over HTTPS):
+# requests in flight : first part size in MiB, for backup and restore alike.
+NET_SWEEP=${BENCH_NET_SWEEP:-2:8 4:8 6:8 8:8 12:8 6:5 6:16 6:32 4:16}
 NET_CONN_RATE=${BENCH_NET_CONN_RATE:-25MiB}
 # 64 MiB/s in all: on the 2-CPU machine, with the server, the proxy and the
 # clients sharing it, 8 curl processes (the cheapest client) reached 70-90
@@ -388,7 +393,7 @@ network_section() {
     [ -n "$RCLONE" ] && tools+=(rclone)
     tools+=(curl)
     log "9. network model: RTT ${NET_RTTS// /, } ms, HTTP and HTTPS, 1 and $NET_PROCS processes, ${NET_BIG_MIB} MiB / ${NET_PROCS}x${NET_PART_MIB} MiB, caps $NET_CONN_RATE per connection, $NET_TOTAL_RATE in all; ${tools[*]}"
-    meta net "rtts=${NET_RTTS} conn_rate=${NET_CONN_RATE} total_rate=${NET_TOTAL_RATE} window=4MiB big=${NET_BIG_MIB}MiB procs=${NET_PROCS} part=${NET_PART_MIB}MiB small=${NET_SMALL_N} reps=${NET_REPS}"
+    meta net "rtts=${NET_RTTS} conn_rate=${NET_CONN_RATE} total_rate=${NET_TOTAL_RATE} window=4MiB big=${NET_BIG_MIB}MiB procs=${NET_PROCS} part=${NET_PART_MIB}MiB small=${NET_SMALL_N} reps=${NET_REPS} sweep=${NET_SWEEP// /,}"
     make_random "$WORK/net-big.bin" "$NET_BIG_MIB" "bench-net-$$"
     make_random "$WORK/net-part.bin" "$NET_PART_MIB" "bench-netp-$$"
     HOME=$PLUGIN_HOME "$PLUGIN" backup_data "$CFG" "$LOCAL/$TS_NET/net_big" <"$WORK/net-big.bin" || die "backup_data net_big"
@@ -396,7 +401,7 @@ network_section() {
     export PLUGIN PLUGIN_HOME S3_ACCESS_KEY S3_SECRET_KEY BUCKET FOLDER DATE
     export NET_AWS=$AWS NET_RCLONE=$RCLONE NET_AWS_CONFIG=$WORK/aws-config NET_TS=$TS_NET NET_LOCAL=$LOCAL NET_DIRECT=$EP
     export NET_BIG=$WORK/net-big.bin NET_PART=$WORK/net-part.bin NET_BIG_KEY=net_big NET_PART_KEY=net_part
-    export NET_PROCS NET_SMALL_N NET_REPS NET_TIMEOUT=$CMD_TIMEOUT NET_TOOLS="${tools[*]}"
+    export NET_PROCS NET_SMALL_N NET_REPS NET_TIMEOUT=$CMD_TIMEOUT NET_TOOLS="${tools[*]}" NET_SWEEP
 
     log "9. the model's own ceiling: curl PUT/GET of ${NET_BIG_MIB} MiB direct and through the proxy (no delay, no caps)"
     python3 "$here/netbench.py" ceiling direct "$EP" - "$RES" || die "netbench ceiling direct"
@@ -413,6 +418,12 @@ network_section() {
             net_proxy_stop
         done
     done
+    local far=${NET_RTTS##* }
+    log "9. defaults sweep at RTT $far ms over HTTPS, plugin only: ${NET_SWEEP}"
+    net_proxy_start "$far" https 1
+    python3 "$here/netbench.py" sweep "$far" https "${NP_EP##*:}" "$WORK/np.json" "$WORK/np-ca.pem" "$RES" ||
+        die "netbench: sweep"
+    net_proxy_stop
     rm -f "$WORK/net-big.bin" "$WORK/net-part.bin"
     HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_NET" || die "delete_backup $TS_NET"
 }

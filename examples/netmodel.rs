@@ -45,12 +45,15 @@
 //! Connections (accepted), active connections, TLS handshakes (completed;
 //! resumed ones also counted apart; failed ones apart), HTTP requests by
 //! method (request heads parsed in the plaintext client-to-server stream,
-//! netmodel/http.rs) and bytes each way on the client's side of the link
-//! (TLS records included). With `--stats FILE` they are written as JSON to
+//! netmodel/http.rs) and bytes each way through the link (TLS records
+//! included). With `--stats FILE` they are written as JSON to
 //! FILE (whole files, renamed into place) every `--stats-interval` (default
 //! 50 ms), at once on SIGUSR1, and at exit on SIGTERM or SIGINT. Each
-//! snapshot carries `t_unix_ms`; a reader that wants the counts of a call
-//! takes a snapshot written after the call's processes exited with
+//! snapshot carries `t_unix_ms`; `server_time` has, by request kind (method
+//! and query parameter names, e.g. `POST ?uploadId` for S3's
+//! CompleteMultipartUpload), the answers timed and the seconds the server
+//! took from a request's last byte to its answer's first (netmodel/http.rs).
+//! A reader that wants the counts of a call takes a snapshot written after the call's processes exited with
 //! `active` 0, and subtracts the one before.
 
 #[path = "netmodel/http.rs"]
@@ -150,6 +153,7 @@ struct Stats {
     down: Arc<AtomicU64>,
     uncounted_streams: Arc<AtomicU64>,
     methods: http::Methods,
+    server_times: http::ServerTimes,
     seq: AtomicU64,
 }
 
@@ -180,6 +184,9 @@ impl Proxy {
             "tls_failures": s.tls_failures.load(Relaxed),
             "requests": requests,
             "by_method": methods,
+            "server_time": s.server_times.lock().unwrap().iter().map(|(k, t)| (k.clone(), serde_json::json!({
+                "answered": t.answered, "seconds": t.seconds, "max_seconds": t.max_seconds,
+            }))).collect::<serde_json::Map<_, _>>(),
             "uncounted_streams": s.uncounted_streams.load(Relaxed),
             "up": s.up.load(Relaxed),
             "down": s.down.load(Relaxed),
@@ -282,21 +289,22 @@ async fn serve(p: Arc<Proxy>, client: TcpStream) -> io::Result<()> {
     let down = p.shape(&p.total_down, false);
     let s = &p.stats;
     let mut tasks = JoinSet::new();
+    // Requests are timed from their last byte reaching the server to the
+    // first byte of its answer: taps on the server's side of the model.
+    let awaiting = http::Awaiting::default();
+    let counter = http::RequestCounter::new(s.methods.clone()).timing(awaiting.clone());
+    let answers = http::AnswerTap { awaiting, times: s.server_times.clone() };
     match &p.tls {
         None => {
-            let tap = UpTap {
-                bytes: Some(s.up.clone()),
-                http: Some(http::RequestCounter::new(s.methods.clone())),
-                uncounted: s.uncounted_streams.clone(),
-            };
-            tasks.spawn(link::run(cr, sw, up, tap));
-            tasks.spawn(link::run(sr, cw, down, CountTap(s.down.clone())));
+            let tap = UpTap { bytes: Some(s.up.clone()), http: Some(counter), uncounted: s.uncounted_streams.clone() };
+            tasks.spawn(link::run(cr, sw, up, (), tap));
+            tasks.spawn(link::run(sr, cw, down, answers, CountTap(s.down.clone())));
         }
         Some(acceptor) => {
             let (near, far) = tokio::io::duplex(256 * 1024);
             let (nr, nw) = tokio::io::split(near);
-            tasks.spawn(link::run(cr, nw, up, CountTap(s.up.clone())));
-            tasks.spawn(link::run(nr, cw, down, CountTap(s.down.clone())));
+            tasks.spawn(link::run(cr, nw, up, CountTap(s.up.clone()), ()));
+            tasks.spawn(link::run(nr, cw, down, CountTap(s.down.clone()), ()));
             let tls = match acceptor.accept(far).await {
                 Ok(t) => t,
                 Err(e) => {
@@ -313,13 +321,9 @@ async fn serve(p: Arc<Proxy>, client: TcpStream) -> io::Result<()> {
                 s.tls13.fetch_add(1, Relaxed);
             }
             let (tr, tw) = tokio::io::split(tls);
-            let tap = UpTap {
-                bytes: None,
-                http: Some(http::RequestCounter::new(s.methods.clone())),
-                uncounted: s.uncounted_streams.clone(),
-            };
+            let tap = UpTap { bytes: None, http: Some(counter), uncounted: s.uncounted_streams.clone() };
             tasks.spawn(copy(tr, sw, tap));
-            tasks.spawn(copy(sr, tw, UpTap { bytes: None, http: None, uncounted: s.uncounted_streams.clone() }));
+            tasks.spawn(copy(sr, tw, answers));
         }
     }
     // The first failure ends the connection (dropping the set aborts the

@@ -5,9 +5,20 @@
 //! the next head. Only what counting needs: no validation beyond that; a
 //! stream it cannot follow (a head over 64 KiB, a bad chunk size) stops the
 //! counting for that connection (`lost`).
+//!
+//! It also times the server: when a request's last byte reaches the server
+//! it is queued as awaiting an answer, and [`AnswerTap`] takes it off at the
+//! answer's first byte from the server, adding the time between to its kind
+//! (method and query parameter names, e.g. `POST ?uploadId`). HTTP/1.1
+//! clients here do not pipeline, so the first server bytes after a request
+//! ends belong to its answer (an interim `100 Continue` comes before the
+//! body ends and is not counted).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::link::Tap;
 
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -25,15 +36,45 @@ enum State {
 /// Requests counted, by method; shared by every connection.
 pub type Methods = Arc<Mutex<BTreeMap<String, u64>>>;
 
+/// Server time by request kind: answers timed, their total seconds and the
+/// longest; shared by every connection.
+pub type ServerTimes = Arc<Mutex<BTreeMap<String, Timed>>>;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Timed {
+    pub answered: u64,
+    pub seconds: f64,
+    pub max_seconds: f64,
+}
+
+/// One connection's requests sent whole and not yet answered, with when
+/// their last byte went to the server.
+pub type Awaiting = Arc<Mutex<VecDeque<(String, Instant)>>>;
+
 pub struct RequestCounter {
     state: State,
     line: Vec<u8>,
     methods: Methods,
+    /// The kind of the request being read, and where finished ones wait.
+    kind: String,
+    awaiting: Option<Awaiting>,
 }
 
 impl RequestCounter {
     pub fn new(methods: Methods) -> Self {
-        RequestCounter { state: State::Head, line: Vec::new(), methods }
+        RequestCounter { state: State::Head, line: Vec::new(), methods, kind: String::new(), awaiting: None }
+    }
+
+    /// Also queue each request, once sent whole, for [`AnswerTap`] to time.
+    pub fn timing(mut self, awaiting: Awaiting) -> Self {
+        self.awaiting = Some(awaiting);
+        self
+    }
+
+    fn sent(&mut self) {
+        if let Some(a) = &self.awaiting {
+            a.lock().unwrap().push_back((std::mem::take(&mut self.kind), Instant::now()));
+        }
     }
 
     pub fn lost(&self) -> bool {
@@ -49,6 +90,9 @@ impl RequestCounter {
                     data = &data[k..];
                     let left = n - k as u64;
                     self.state = if left == 0 { State::Head } else { State::Body(left) };
+                    if left == 0 {
+                        self.sent();
+                    }
                 }
                 State::ChunkData(n) => {
                     let k = (n as usize).min(data.len());
@@ -73,6 +117,9 @@ impl RequestCounter {
                         }
                         let head = std::mem::take(&mut self.line);
                         self.state = self.head(&head);
+                        if self.state == State::Head {
+                            self.sent();
+                        }
                     } else if self.line.len() > MAX_HEAD {
                         self.state = State::Lost;
                     }
@@ -105,6 +152,9 @@ impl RequestCounter {
                         _ if text.is_empty() => State::Head, // end of trailers
                         _ => State::Trailers,
                     };
+                    if self.state == State::Head {
+                        self.sent();
+                    }
                 }
             }
         }
@@ -114,8 +164,11 @@ impl RequestCounter {
     fn head(&mut self, head: &[u8]) -> State {
         let text = String::from_utf8_lossy(head);
         let mut lines = text.trim_start_matches(['\r', '\n']).split("\r\n");
-        let method = lines.next().and_then(|l| l.split(' ').next()).unwrap_or("?");
+        let first = lines.next().unwrap_or("");
+        let mut words = first.split(' ');
+        let method = words.next().filter(|m| !m.is_empty()).unwrap_or("?");
         *self.methods.lock().unwrap().entry(method.to_string()).or_default() += 1;
+        self.kind = kind(method, words.next().unwrap_or(""));
         let (mut length, mut chunked) = (0u64, false);
         for l in lines {
             let Some((name, value)) = l.split_once(':') else { continue };
@@ -136,6 +189,39 @@ impl RequestCounter {
         } else {
             State::Head
         }
+    }
+}
+
+/// A request's kind: its method and its query's parameter names, sorted
+/// (`PUT ?partNumber&uploadId`), so that S3's calls sharing a method apart.
+fn kind(method: &str, target: &str) -> String {
+    let Some((_, query)) = target.split_once('?') else { return method.to_string() };
+    let mut names: Vec<&str> =
+        query.split('&').map(|p| p.split('=').next().unwrap_or("")).filter(|n| !n.is_empty()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() { method.to_string() } else { format!("{method} ?{}", names.join("&")) }
+}
+
+/// Times the server's answers on the server-to-client stream, as the proxy
+/// reads them from the server (see the module's doc).
+pub struct AnswerTap {
+    pub awaiting: Awaiting,
+    pub times: ServerTimes,
+}
+
+impl Tap for AnswerTap {
+    fn bytes(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let Some((kind, since)) = self.awaiting.lock().unwrap().pop_front() else { return };
+        let took = since.elapsed().as_secs_f64();
+        let mut times = self.times.lock().unwrap();
+        let t = times.entry(kind).or_default();
+        t.answered += 1;
+        t.seconds += took;
+        t.max_seconds = t.max_seconds.max(took);
     }
 }
 
@@ -199,6 +285,33 @@ mod tests {
         for k in 1..s.len() {
             assert_eq!(count(&s, &[k]), (want.clone(), false), "split at {k}");
         }
+    }
+
+    #[test]
+    fn times_each_answer_from_its_request_s_end_by_kind() {
+        let awaiting = Awaiting::default();
+        let times = ServerTimes::default();
+        let mut c = RequestCounter::new(Methods::default()).timing(awaiting.clone());
+        let mut answers = AnswerTap { awaiting: awaiting.clone(), times: times.clone() };
+        // Bytes before any request ended (an interim 100 Continue) are not an answer.
+        c.feed(b"PUT /b/k?uploadId=u&partNumber=3 HTTP/1.1\r\nContent-Length: 4\r\n\r\nab");
+        answers.bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert!(awaiting.lock().unwrap().is_empty());
+        c.feed(b"cd");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        answers.bytes(b"HTTP/1.1 200 OK\r\n");
+        answers.bytes(b"the rest of the answer is not another one");
+        c.feed(b"POST /b/k?uploadId=u HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /b/k HTTP/1.1\r\n\r\n");
+        assert_eq!(awaiting.lock().unwrap().len(), 2);
+        answers.bytes(b"H");
+        answers.bytes(b"H");
+        let t = times.lock().unwrap().clone();
+        let kinds: Vec<&str> = t.keys().map(|k| k.as_str()).collect();
+        assert_eq!(kinds, ["GET", "POST ?uploadId", "PUT ?partNumber&uploadId"]);
+        let put = t["PUT ?partNumber&uploadId"];
+        assert_eq!(put.answered, 1);
+        assert!(put.seconds >= 0.02 && put.max_seconds == put.seconds, "{put:?}");
+        assert!(t["GET"].seconds < 0.02);
     }
 
     #[test]

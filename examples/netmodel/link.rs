@@ -68,9 +68,15 @@ pub struct Shape {
     pub handshake: bool,
 }
 
-/// Observes the bytes of one direction as the sender reads them.
+/// Observes the bytes of one direction: as the link reads them from the
+/// sender, or as it delivers them to the receiver (see [`run`]).
 pub trait Tap: Send + 'static {
     fn bytes(&mut self, data: &[u8]);
+}
+
+/// No tap.
+impl Tap for () {
+    fn bytes(&mut self, _: &[u8]) {}
 }
 
 /// A tap that only counts (into an atomic shared with the statistics).
@@ -88,12 +94,15 @@ enum Msg {
 }
 
 /// Runs one direction until the reader's end of stream (propagated as a
-/// write shutdown) or an error. Both tasks end when it returns.
-pub async fn run<R, W, T>(mut from: R, mut to: W, shape: Shape, mut tap: T) -> io::Result<()>
+/// write shutdown) or an error. Both tasks end when it returns. `read` sees
+/// the bytes when read from the sender, `delivered` once written to the
+/// receiver (after the delay and the caps).
+pub async fn run<R, W, T, D>(mut from: R, mut to: W, shape: Shape, mut read: T, mut delivered: D) -> io::Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
     T: Tap,
+    D: Tap,
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     // The receiver's acknowledgements: (time the window reopens, bytes).
@@ -109,6 +118,7 @@ where
                         sleep_until(at).await;
                     }
                     to.write_all(&data).await?;
+                    delivered.bytes(&data);
                     let _ = ack_tx.send((Instant::now() + delay, data.len()));
                 }
                 Msg::Eof(at) => {
@@ -169,7 +179,7 @@ where
             break;
         }
         let data = buf.split().freeze();
-        tap.bytes(&data);
+        read.bytes(&data);
         let mut wait = conn.as_mut().map_or(Duration::ZERO, |b| b.take(n, now));
         if let Some(total) = &shape.total {
             wait = wait.max(total.lock().unwrap().take(n, now));
@@ -256,7 +266,7 @@ mod tests {
             total: None,
             handshake: true,
         };
-        let link = tokio::spawn(run(proxy_in, proxy_out, shape, CountTap(Default::default())));
+        let link = tokio::spawn(run(proxy_in, proxy_out, shape, CountTap(Default::default()), ()));
         let data: Vec<u8> = (0..512 * 1024u32).map(|i| (i % 251) as u8).collect();
         let t0 = Instant::now();
         let sent = data.clone();
