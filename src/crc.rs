@@ -58,6 +58,7 @@ fn x_to_8n(mut n: u64) -> u64 {
     let mut k = 3; // bytes are 2^3 bits
     while n != 0 {
         if n & 1 != 0 {
+            // x^(2^64) = x here (tested), so the powers repeat every 64.
             power = multiply(POWERS[k % 64], power);
         }
         n >>= 1;
@@ -74,6 +75,13 @@ mod tests {
     fn check_value() {
         // The catalogued check value of CRC-64/NVME for "123456789".
         assert_eq!(crc64(b"123456789"), 0xae8b_1486_0a79_9888);
+    }
+
+    #[test]
+    fn the_table_of_powers_repeats_every_64() {
+        // Squaring x^(2^63) gives x^(2^64), which must be x^1 again for the
+        // index wrap in `x_to_8n` to hold at lengths of 2^61 bytes and more.
+        assert_eq!(multiply(POWERS[63], POWERS[63]), POWERS[0]);
     }
 
     #[test]
