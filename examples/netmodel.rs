@@ -53,8 +53,9 @@
 //! and query parameter names, e.g. `POST ?uploadId` for S3's
 //! CompleteMultipartUpload), the answers timed and the seconds the server
 //! took from a request's last byte to its answer's first (netmodel/http.rs).
-//! A reader that wants the counts of a call takes a snapshot written after the call's processes exited with
-//! `active` 0, and subtracts the one before.
+//! A reader that wants the counts of a call takes a snapshot written after
+//! the call's processes exited with `active` 0, and subtracts the one
+//! before.
 
 #[path = "netmodel/http.rs"]
 mod http;
