@@ -31,7 +31,7 @@ pub enum Kind {
     /// The data read back is not what was stored.
     Integrity,
     /// A failure that may pass if the request is sent again: throttling
-    /// (503 SlowDown, 429), other 5xx, a refused or broken connection, a
+    /// (503 SlowDown, 429), other 5xx (not 501), a refused or broken connection, a
     /// timeout, a response cut short. Retried by [`crate::store::retry`].
     Transient,
     /// The storage service refused or failed a request for another reason.

@@ -133,9 +133,10 @@ pub async fn run(config_path: &Path) -> Result<()> {
 }
 
 /// The actions a probe does not use: the listing of open uploads, a
-/// multipart upload started and aborted, a restore request (answered
-/// "not archived" for a probe in an instant-access class; not sent to a
-/// Glacier vault, where it would start a paid job).
+/// multipart upload started and aborted, and, only where table data goes
+/// to an archive class (which `thaw` restores), a restore request
+/// (answered "not archived" for the probe; never sent for a Glacier vault,
+/// where it would start a paid job).
 async fn more_actions(store: &dyn Store, config: &Config, key: &str, report: &mut Report) {
     let uploads = store.open_uploads(&layout::folder_prefix(&config.folder)).await;
     match uploads {
@@ -146,7 +147,7 @@ async fn more_actions(store: &dyn Store, config: &Config, key: &str, report: &mu
         Ok(upload) => report.note(&permissions::ABORT, &upload.abort().await),
         Err(e) => report.add(&permissions::ABORT, Answer::Failed(format!("no upload to abort: {e}"))),
     };
-    if config.vault.is_none() {
+    if config.data_in_archive_class() {
         let tier = config.thaw.tier;
         report.note(&permissions::RESTORE, &store.request_restore(key, tier, 1).await);
     }

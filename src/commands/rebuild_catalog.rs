@@ -5,7 +5,8 @@
 //! Every archive this plugin uploads carries its key and integrity record
 //! in its description (see [`crate::store::glacier::catalog`]). An inventory job
 //! lists them; on AWS it takes hours to run and shows the vault as of its
-//! last daily inventory, so archives of the last day or so may be missing.
+//! last daily inventory, so archives of the last day or so may be missing:
+//! the report gives the inventory's date and when to run it again.
 //! Without `--wait` the command starts (or finds) the job and returns; run
 //! it again later. Entries that exist are never overwritten.
 
@@ -24,9 +25,9 @@ pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result
     let job = vault.inventory_job().await?;
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut poll = Duration::from_secs(2);
-    let archives = loop {
-        if let Some(archives) = vault.inventory(&job).await? {
-            break archives;
+    let inventory = loop {
+        if let Some(inventory) = vault.inventory(&job).await? {
+            break inventory;
         }
         if !wait {
             say_as(
@@ -46,7 +47,7 @@ pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result
         poll = (poll * 2).min(Duration::from_secs(300));
     };
     let folder = load_config(config, Purpose::Other)?.folder;
-    let done = vault.rebuild(&archives, &crate::layout::folder_prefix(&folder)).await?;
+    let done = vault.rebuild(&inventory.archive_list, &crate::layout::folder_prefix(&folder)).await?;
     let mut line = format!(
         "vault {}: {} archives in the inventory, {} written by this plugin, {} catalog entries written again, {} \
          already present",
@@ -66,5 +67,31 @@ pub async fn run(config: &Path, wait: bool, timeout: Option<Duration>) -> Result
         }
     }
     say_as("rebuild-catalog", &line);
+    say_as("rebuild-catalog", &snapshot(inventory.inventory_date.as_deref()));
     Ok(())
+}
+
+/// What the inventory's date means: archives uploaded after it are not in
+/// it, so a rebuild right after a loss may miss the newest ones until the
+/// service's next inventory (AWS: about once a day).
+fn snapshot(date: Option<&str>) -> String {
+    let parsed = date.and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok());
+    match (date, parsed) {
+        (_, Some(at)) => {
+            let next = (at.with_timezone(&chrono::Utc) + chrono::Duration::hours(24)).format("%Y-%m-%d %H:%M UTC");
+            format!(
+                "inventory dated {}: archives uploaded after it are not in it; the service refreshes a vault's \
+                 inventory about once a day, so run rebuild-catalog again after {next} to name them too",
+                at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC")
+            )
+        }
+        (Some(raw), None) => format!(
+            "inventory dated {}: archives uploaded after it are not in it; run rebuild-catalog again a day later to \
+             name them too",
+            crate::layout::printable(raw)
+        ),
+        (None, None) => "the inventory is undated: archives uploaded after the service took it are not in it; run \
+                         rebuild-catalog again a day later to name them too"
+            .to_string(),
+    }
 }

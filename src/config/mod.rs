@@ -485,6 +485,17 @@ impl Config {
     pub fn on_retention_locked(&self) -> OnRetentionLocked {
         self.on_retention_locked
     }
+
+    /// Whether table data goes to an S3 storage class whose objects may
+    /// need a restore (RestoreObject) before a read. A vault's retrievals
+    /// are jobs of its own, not S3 restores.
+    pub fn data_in_archive_class(&self) -> bool {
+        self.vault.is_none()
+            && self
+                .storage_class
+                .as_deref()
+                .is_some_and(|c| ARCHIVED_CLASSES.contains(&c) || c == "INTELLIGENT_TIERING")
+    }
 }
 
 fn static_keys(v: &mut Values) -> Option<StaticKeys> {

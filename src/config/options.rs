@@ -428,7 +428,7 @@ pub static OPTIONS: &[Spec] = &[
         uses: Uses::All,
         secret: false,
         default: Default::Value("10"),
-        doc: "Attempts per request (1–100), the first included, for throttling (503 SlowDown, 429), other 5xx, refused or reset connections, timeouts and responses cut short.",
+        doc: "Attempts per request (1–100), the first included, for throttling (503 SlowDown, 429), other 5xx (but 501 NotImplemented, an answer), refused or reset connections, timeouts and responses cut short.",
     },
     Spec {
         name: "retry_time_budget",

@@ -471,8 +471,8 @@ pub trait VaultAdmin: Send + Sync {
     /// Starts an inventory-retrieval job (or finds one under way or done);
     /// returns its id.
     async fn inventory_job(&self) -> Result<String>;
-    /// `None` while the job runs; the inventory's archives once it is done.
-    async fn inventory(&self, job_id: &str) -> Result<Option<Vec<InventoryArchive>>>;
+    /// `None` while the job runs; the inventory once it is done.
+    async fn inventory(&self, job_id: &str) -> Result<Option<Inventory>>;
     /// Settles the catalog under `prefix` against an inventory: every
     /// archive of this plugin named by exactly one entry.
     async fn rebuild(&self, archives: &[InventoryArchive], prefix: &str) -> Result<Rebuilt>;
@@ -493,6 +493,17 @@ pub struct Rebuilt {
     pub discarded: u64,
     /// Archives replaced by a newer one of their key, kept for `purge`.
     pub retired: u64,
+}
+
+/// A vault inventory: a snapshot of the vault as of its date (AWS makes
+/// one about once a day), so archives uploaded since are not in it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Inventory {
+    /// When the service took the snapshot (ISO 8601, UTC), if it says.
+    #[serde(default)]
+    pub inventory_date: Option<String>,
+    pub archive_list: Vec<InventoryArchive>,
 }
 
 /// One archive of a vault inventory.

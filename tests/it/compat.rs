@@ -12,9 +12,19 @@ const TS: &str = "20240315123045";
 /// A proxy that denies every request whose request line contains one of
 /// `denied` (with S3's 403 AccessDenied), and a cluster behind it.
 fn least_privilege(server: &Server, denied: (&'static str, &'static str)) -> (FaultProxy, Cluster) {
+    least_privilege_with(server, denied, &[])
+}
+
+fn least_privilege_with(
+    server: &Server,
+    denied: (&'static str, &'static str),
+    extra: &[(&str, &str)],
+) -> (FaultProxy, Cluster) {
     let proxy =
         FaultProxy::start(&server.endpoint, Faults { deny_s3: 1.0, only: Some(denied), ..Faults::default() }, 1);
-    let c = Cluster::new(server, &[("endpoint", &proxy.endpoint), ("retry_max_attempts", "2")]);
+    let mut options = vec![("endpoint", proxy.endpoint.as_str()), ("retry_max_attempts", "2")];
+    options.extend_from_slice(extra);
+    let c = Cluster::new(server, &options);
     (proxy, c)
 }
 
@@ -288,7 +298,10 @@ fn a_lost_manifest_names_the_remedy_and_verify_available_restores_with_what_is_l
 #[test]
 fn check_reports_each_permission_and_what_needs_it() {
     let server = Server::start_moto();
-    let c = Cluster::new(&server, &[]);
+    // Table data in an archive class: `thaw` needs s3:RestoreObject, so
+    // check tries it (without one it is not asked).
+    let cold = [("storage_class", "DEEP_ARCHIVE")];
+    let c = Cluster::new(&server, &cold);
     let out = c.run("check", &[], b"");
     assert_ok(&out);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -314,7 +327,7 @@ fn check_reports_each_permission_and_what_needs_it() {
         (("DELETE ", "uploadId="), "s3:AbortMultipartUpload", "abandoned upload"),
         (("POST ", "?restore"), "s3:RestoreObject", "thaw"),
     ] {
-        let (_proxy, c) = least_privilege(&server, denied);
+        let (_proxy, c) = least_privilege_with(&server, denied, &cold);
         let out = c.run("check", &[], b"");
         assert_ok(&out);
         let text = String::from_utf8_lossy(&out.stdout).to_string();

@@ -206,6 +206,9 @@ fn rebuild_catalog_from_the_inventory_after_losing_entries() {
     assert_ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("2 catalog entries written again"), "{text}");
+    // An inventory is a snapshot: its date, and what that means.
+    let dated = text.lines().find(|l| l.contains("inventory dated ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(dated.contains("not in it") && dated.contains("run rebuild-catalog again after"), "{dated}");
     t.thaw();
     for (i, p) in payloads.iter().enumerate() {
         let out = t.restore(&data_file(i as u32));

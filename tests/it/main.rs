@@ -24,3 +24,4 @@ mod object_lock_cold;
 mod password_encryption;
 mod protocol;
 mod s3_options;
+mod unsupported;

@@ -26,24 +26,28 @@ where
         msg.push_str(&format!(" (HTTP {s})"));
     }
     let code = err.code().map(str::to_string);
-    let transient = match &err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        _ => {
-            matches!(status, Some(429 | 500..=599))
-                || matches!(
-                    code.as_deref(),
-                    Some(
-                        "SlowDown"
-                            | "RequestTimeout"
-                            | "InternalError"
-                            | "ServiceUnavailable"
-                            | "ThrottlingException"
-                            | "RequestTimeoutException"
-                            | "ServiceUnavailableException"
+    // 501 NotImplemented is the server's answer, not a passing failure:
+    // retrying it only spends the retry budget before the same answer.
+    let unsupported = status == Some(501) || code.as_deref() == Some("NotImplemented");
+    let transient = !unsupported
+        && match &err {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+            _ => {
+                matches!(status, Some(429 | 500..=599))
+                    || matches!(
+                        code.as_deref(),
+                        Some(
+                            "SlowDown"
+                                | "RequestTimeout"
+                                | "InternalError"
+                                | "ServiceUnavailable"
+                                | "ThrottlingException"
+                                | "RequestTimeoutException"
+                                | "ServiceUnavailableException"
+                        )
                     )
-                )
-        }
-    };
+            }
+        };
     let kind = match (code.as_deref(), status) {
         // The last three are Glacier's (AWS, and moto's name for a missing vault).
         (Some("NoSuchKey" | "NotFound" | "ResourceNotFoundException" | "VaultNotFound"), _) | (None, Some(404)) => {

@@ -11,7 +11,7 @@ use super::client::on_vault;
 use super::jobs::{JOB_DESCRIPTION, JobState, expired, parse_date};
 use crate::error::{Error, Kind, Result};
 use crate::store::aws::{HttpResponse, classify};
-use crate::store::{Fact, InventoryArchive, LockStatus, VaultDescription};
+use crate::store::{Fact, Inventory, LockStatus, VaultDescription};
 
 impl Vault {
     pub(super) fn vault_error<E>(&self, action: &str, err: aws_sdk_glacier::error::SdkError<E, HttpResponse>) -> Error
@@ -194,7 +194,7 @@ impl Vault {
             .ok_or_else(|| Error::service(format!("{} started an inventory without a job id", self.server)))
     }
 
-    pub(super) async fn inventory(&self, job_id: &str) -> Result<Option<Vec<InventoryArchive>>> {
+    pub(super) async fn inventory(&self, job_id: &str) -> Result<Option<Inventory>> {
         match self.job_state(job_id).await? {
             JobState::Running => return Ok(None),
             JobState::Done(_) => {}
@@ -208,13 +208,8 @@ impl Vault {
             .map_err(|e| self.vault_error("read the inventory of", e))?;
         // An inventory is about 500 bytes per archive: 64 MiB is 100,000+.
         let body = read_body(out.body, 0, 64 << 20).await.map_err(|e| Error::service(format!("inventory: {e}")))?;
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Inventory {
-            archive_list: Vec<InventoryArchive>,
-        }
         let inventory: Inventory = serde_json::from_slice(&body)
             .map_err(|e| Error::service(format!("inventory {job_id} is not the JSON Glacier writes: {e}")))?;
-        Ok(Some(inventory.archive_list))
+        Ok(Some(inventory))
     }
 }

@@ -475,7 +475,7 @@ impl super::VaultAdmin for GlacierStore {
         self.0.inventory_job().await
     }
 
-    async fn inventory(&self, job_id: &str) -> Result<Option<Vec<super::InventoryArchive>>> {
+    async fn inventory(&self, job_id: &str) -> Result<Option<super::Inventory>> {
         self.0.inventory(job_id).await
     }
 
