@@ -91,17 +91,6 @@ pub struct Policy {
     pub lenient: bool,
 }
 
-/// How an opened object was proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proven {
-    /// Its binding names its place; `signed`: its signature verified.
-    Bound { signed: bool },
-    /// No binding, let through by `verify: available`.
-    Unbound,
-    /// Not judged: its place is not known (the catalog's own reads).
-    Unplaced,
-}
-
 /// The identities, wrapped so as to see the whole header: it keeps the
 /// binding stanzas and the file key's commitment for [`Opener::judge`].
 pub struct Opener<'a> {
@@ -125,12 +114,12 @@ impl<'a> Opener<'a> {
     /// `None`: a read whose place is not known (the catalog's, which only
     /// describes backups), not judged. The errors are one line, naming the
     /// way out.
-    pub fn judge(&self, expected: Option<&str>, policy: &Policy) -> Result<Proven> {
-        let Some(expected) = expected else { return Ok(Proven::Unplaced) };
+    pub fn judge(&self, expected: Option<&str>, policy: &Policy) -> Result<()> {
+        let Some(expected) = expected else { return Ok(()) };
         let name = format!("the object at {}", crate::layout::printable(expected));
         let seen = self.seen.borrow();
         let seen = seen.as_ref().ok_or_else(|| Error::local("the age header was judged before it was opened"))?;
-        let stanza = match &seen.bindings[..] {
+        let (args, body) = match &seen.bindings[..] {
             [] if !policy.verify_keys.is_empty() => {
                 return Err(Error::integrity(format!(
                     "{name} carries no signature and no binding (written by the previous release, or not by this \
@@ -143,7 +132,7 @@ impl<'a> Opener<'a> {
                     "{name} has no binding to its place (written by the previous release, or not by this plugin); \
                      restored because of `verify: available`"
                 );
-                return Ok(Proven::Unbound);
+                return Ok(());
             }
             [] => {
                 return Err(Error::integrity(format!(
@@ -152,10 +141,9 @@ impl<'a> Opener<'a> {
                      of the previous release, with a warning in the log); nothing was written"
                 )));
             }
-            [(args, body)] => (args, body),
+            [binding] => binding,
             _ => return Err(Error::integrity(format!("{name} has more than one binding; nothing was written"))),
         };
-        let (args, body) = stanza;
         let place = match &args[..] {
             [arg] => b64().decode(arg).ok().and_then(|p| String::from_utf8(p).ok()),
             _ => None,
@@ -167,10 +155,8 @@ impl<'a> Opener<'a> {
                 crate::layout::printable(&place)
             )));
         }
-        let signed = !body.is_empty();
         if !policy.verify_keys.is_empty() {
-            let signature = <[u8; 64]>::try_from(&body[..]).ok().map(|s| ed25519_dalek::Signature::from_bytes(&s));
-            let Some(signature) = signature.filter(|_| signed) else {
+            let Ok(signature) = <[u8; 64]>::try_from(&body[..]).map(|s| ed25519_dalek::Signature::from_bytes(&s)) else {
                 return Err(Error::integrity(format!(
                     "{name} carries no signature: encryption_verify_key requires one, so it was not written by a \
                      backup host with encryption_signing_key_file (or was planted); nothing was written"
@@ -184,7 +170,7 @@ impl<'a> Opener<'a> {
                 )));
             }
         }
-        Ok(Proven::Bound { signed: signed && !policy.verify_keys.is_empty() })
+        Ok(())
     }
 }
 
