@@ -156,7 +156,8 @@ impl<'a> Opener<'a> {
             )));
         }
         if !policy.verify_keys.is_empty() {
-            let Ok(signature) = <[u8; 64]>::try_from(&body[..]).map(|s| ed25519_dalek::Signature::from_bytes(&s)) else {
+            let Ok(signature) = <[u8; 64]>::try_from(&body[..]).map(|s| ed25519_dalek::Signature::from_bytes(&s))
+            else {
                 return Err(Error::integrity(format!(
                     "{name} carries no signature: encryption_verify_key requires one, so it was not written by a \
                      backup host with encryption_signing_key_file (or was planted); nothing was written"
