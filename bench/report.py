@@ -65,48 +65,85 @@ def verdict(ok):
 
 
 def encryption(res):
-    """Section 8 (plain against encrypted) and its targets, or ([], [])
-    without results."""
+    """Section 8 (plain, encrypted, and encrypted and signed) and its
+    targets, or ([], []) without results."""
     path = os.path.join(res, "encryption.tsv")
     if not os.path.exists(path):
         return [], []
     rows = read_tsv(path)
-    rate, cpu, rss = {}, {}, {}
+    rate, cpu, rss, small, small_cpu = {}, {}, {}, {}, {}
     for r in rows:
         key = (r["op"], r["mode"])
+        if r["op"] == "small_pair":
+            # bytes: the number of pairs of the timed loop.
+            n = int(r["bytes"])
+            small.setdefault(r["mode"], []).append(float(r["seconds"]) * 1000 / n)
+            small_cpu.setdefault(r["mode"], []).append(float(r["cpu_seconds"]) * 1000 / n)
+            continue
         gib = int(r["bytes"]) / (1 << 30)
         rate.setdefault(key, []).append(int(r["bytes"]) / MiB / float(r["seconds"]))
         cpu.setdefault(key, []).append(float(r["cpu_seconds"]) / gib)
         rss.setdefault(key, []).append(int(r.get("maxrss_kb") or 0) / 1024)
-    mib = int(rows[0]["bytes"]) // MiB
+    big = [r for r in rows if r["op"] != "small_pair"]
+    mib = int(big[0]["bytes"]) // MiB
     reps = len(rate[("backup_data", "plain")])
-    out = [f"## 8. Client-side encryption: {mib} MiB, plain and encrypted (age)", ""]
+    signed = ("backup_data", "signed") in rate
+    out = [f"## 8. Client-side encryption: {mib} MiB, plain, encrypted (age){' and signed' if signed else ''}", ""]
     out.append(
-        f"The same random file through `backup_data` and `restore_data` (to /dev/null) with the plain config and"
+        "The same random file through `backup_data` and `restore_data` (to /dev/null) with the plain config, with"
     )
     out.append(
-        f"with `encryption_recipients` (restores with `encryption_identity_file`), alternated in {reps} rounds; median"
+        "`encryption_recipients` (restores with `encryption_identity_file`)"
+        + (", and signed as well (`encryption_signing_key_file`, restores with `encryption_verify_key`)" if signed else "")
+        + f", rotated in {reps} rounds; median"
     )
     out.append("MiB/s, the plugin's CPU seconds (user + system, GNU time) per GiB of plaintext, and its largest peak RSS.")
     out.append("")
+    modes = ["plain", "encrypted"] + (["signed"] if signed else [])
+    head = " | ".join(f"{m.capitalize()} MiB/s" for m in modes)
     out.append(
-        "| Command | Plain MiB/s | Encrypted MiB/s | Ratio | Plain CPU s/GiB | Encrypted CPU s/GiB "
-        "| Plain peak RSS MiB | Encrypted peak RSS MiB |"
+        f"| Command | {head} | Encrypted/plain | "
+        + " | ".join(f"{m.capitalize()} CPU s/GiB" for m in modes)
+        + " | "
+        + " | ".join(f"{m.capitalize()} peak RSS MiB" for m in modes)
+        + " |"
     )
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    out.append("| --- |" + " ---: |" * (3 * len(modes) + 1))
     worst, peak = None, 0.0
     for op in ("backup_data", "restore_data"):
-        p, e = statistics.median(rate[(op, "plain")]), statistics.median(rate[(op, "encrypted")])
-        pc, ec = statistics.median(cpu[(op, "plain")]), statistics.median(cpu[(op, "encrypted")])
-        pr, er = max(rss[(op, "plain")]), max(rss[(op, "encrypted")])
-        peak = max(peak, er)
-        worst = e / p if worst is None else min(worst, e / p)
-        out.append(f"| `{op}` | {p:.1f} | {e:.1f} | {e / p:.2f}x | {pc:.2f} | {ec:.2f} | {pr:.1f} | {er:.1f} |")
+        r = {m: statistics.median(rate[(op, m)]) for m in modes}
+        c = {m: statistics.median(cpu[(op, m)]) for m in modes}
+        m_rss = {m: max(rss[(op, m)]) for m in modes}
+        peak = max([peak] + [m_rss[m] for m in modes if m != "plain"])
+        for m in modes[1:]:
+            worst = r[m] / r["plain"] if worst is None else min(worst, r[m] / r["plain"])
+        out.append(
+            f"| `{op}` | "
+            + " | ".join(f"{r[m]:.1f}" for m in modes)
+            + f" | {r['encrypted'] / r['plain']:.2f}x | "
+            + " | ".join(f"{c[m]:.2f}" for m in modes)
+            + " | "
+            + " | ".join(f"{m_rss[m]:.1f}" for m in modes)
+            + " |"
+        )
     out.append("")
     targets = [
         ("encrypted throughput ≥ 0.8x plain (issue 16), the worse of backup and restore", fmt_ratio(worst), worst >= 0.8),
         ("encrypted peak RSS ≤ 128 MiB, backup and restore", f"{peak:.1f} MiB", 0 < peak <= 128),
     ]
+    if "encrypted" in small and "signed" in small:
+        e, g = statistics.median(small["encrypted"]), statistics.median(small["signed"])
+        ec, gc = statistics.median(small_cpu["encrypted"]), statistics.median(small_cpu["signed"])
+        out.append(
+            f"Signing per object: 1 KiB `backup_data` + `restore_data` pairs, {len(small['signed'])} timed loops of "
+            "each; median per pair."
+        )
+        out.append("")
+        out.append("| Pair | Encrypted | Encrypted and signed | Difference |")
+        out.append("| --- | ---: | ---: | ---: |")
+        out.append(f"| wall ms | {e:.1f} | {g:.1f} | {g - e:+.1f} |")
+        out.append(f"| CPU ms | {ec:.1f} | {gc:.1f} | {gc - ec:+.1f} |")
+        out.append("")
     return out, targets
 
 

@@ -53,8 +53,11 @@
 #      the plugin and the server) against bytes requested;
 #   6. checksum throughput (cargo bench --bench checksums);
 #   8. client-side encryption: backup_data and restore_data of the same
-#      random file with and without encryption_recipients (age), alternated,
-#      median MiB/s and CPU seconds (user + system, GNU time) per GiB;
+#      random file without encryption, with encryption_recipients (age), and
+#      signed as well (encryption_signing_key_file), rotated, median MiB/s
+#      and CPU seconds (user + system, GNU time) per GiB; then 1 KiB
+#      backup_data + restore_data pairs encrypted and signed (signing's cost
+#      per object);
 #   9. network model: every tool through examples/netmodel.rs (latency, a
 #      TCP-like window, bandwidth caps, optionally TLS) at several RTTs, over
 #      HTTP and HTTPS, 1 and 8 processes: MiB/s, CPU s/GiB, peak RSS and the
@@ -439,11 +442,14 @@ fi
 
 # ---------------------------------------------------------------- 8. encryption
 # First of the plugin's own measurements (BENCH_ONLY=encryption stops after
-# it). The same file, plain and encrypted, alternated per round so that a
-# change of load hits both; CPU time is the plugin's own (GNU time).
+# it). The same file, plain, encrypted, and encrypted and signed (writer
+# authentication: encryption_signing_key_file, restores with
+# encryption_verify_key), rotated per round so that a change of load hits
+# all; CPU time is the plugin's own (GNU time). Then SMALL_N small calls
+# encrypted and signed: what signing costs per object.
 
 cpu_seconds() { awk -F': ' '/User time|System time/ {s += $2} END {printf "%.3f", s}' "$WORK/time.out"; }
-log "8. client-side encryption: backup_data and restore_data of ${BIG_MIB} MiB, plain and encrypted, $REPS rounds"
+log "8. client-side encryption: backup_data and restore_data of ${BIG_MIB} MiB, plain, encrypted and signed, $REPS rounds"
 command -v age-keygen >/dev/null 2>&1 || apt_install age || true
 command -v age-keygen >/dev/null 2>&1 || die "age-keygen is missing: apt-get install age"
 age-keygen -o "$WORK/age-key.txt" 2>/dev/null || die "age-keygen"
@@ -451,12 +457,20 @@ AGE_PUBLIC=$(age-keygen -y "$WORK/age-key.txt") || die "age-keygen -y"
 cp "$CFG" "$WORK/config-enc.yaml"
 printf '  encryption_recipients: %s\n  encryption_identity_file: %s\n' "$AGE_PUBLIC" "$WORK/age-key.txt" \
     >>"$WORK/config-enc.yaml"
+(umask 077 && openssl genpkey -algorithm ed25519 -out "$WORK/signing.pem") || die "openssl genpkey -algorithm ed25519"
+VERIFY_KEY=$(openssl pkey -in "$WORK/signing.pem" -pubout | grep -v -- -----) || die "openssl pkey -pubout"
+cp "$WORK/config-enc.yaml" "$WORK/config-sig.yaml"
+printf '  encryption_signing_key_file: %s\n  encryption_verify_key: %s\n' "$WORK/signing.pem" "$VERIFY_KEY" \
+    >>"$WORK/config-sig.yaml"
+enc_cfg() { # MODE
+    case $1 in plain) echo "$CFG" ;; encrypted) echo "$WORK/config-enc.yaml" ;; signed) echo "$WORK/config-sig.yaml" ;; esac
+}
 make_random "$WORK/enc.bin" "$BIG_MIB" "bench-enc-$$"
 enc_sha=$(sha256sum <"$WORK/enc.bin" | cut -d' ' -f1)
 printf 'op\tmode\trep\tseconds\tcpu_seconds\tbytes\tmaxrss_kb\n' >"$RES/encryption.tsv"
 enc_run() { # OP MODE REP
-    local cfg=$CFG
-    [ "$2" = encrypted ] && cfg=$WORK/config-enc.yaml
+    local cfg
+    cfg=$(enc_cfg "$2")
     if [ "$1" = backup_data ]; then
         HOME=$PLUGIN_HOME run_timed "$PLUGIN" backup_data "$cfg" "$LOCAL/$TS_ENC/enc_$2" <"$WORK/enc.bin" 2>"$WORK/err"
     else
@@ -470,22 +484,48 @@ enc_run() { # OP MODE REP
     log "  $1 $2 #$3: $(mibps "$BIG" "$T_SEC") MiB/s, ${cpu} s CPU, max RSS $((T_RSS / 1024)) MiB"
 }
 for ((rep = 1; rep <= REPS; rep++)); do
-    if ((rep % 2)); then modes=(plain encrypted); else modes=(encrypted plain); fi
+    case $((rep % 3)) in
+    1) modes=(plain encrypted signed) ;;
+    2) modes=(encrypted signed plain) ;;
+    *) modes=(signed plain encrypted) ;;
+    esac
     for mode in "${modes[@]}"; do enc_run backup_data "$mode" "$rep"; done
     for mode in "${modes[@]}"; do enc_run restore_data "$mode" "$rep"; done
 done
-# Both give back the bytes backed up; the encrypted object is not them.
-for mode in plain encrypted; do
-    cfg=$CFG
-    [ "$mode" = encrypted ] && cfg=$WORK/config-enc.yaml
-    got=$(HOME=$PLUGIN_HOME "$PLUGIN" restore_data "$cfg" "$LOCAL/$TS_ENC/enc_$mode" | sha256sum | cut -d' ' -f1)
+# Each gives back the bytes backed up; the encrypted objects are not them.
+for mode in plain encrypted signed; do
+    got=$(HOME=$PLUGIN_HOME "$PLUGIN" restore_data "$(enc_cfg "$mode")" "$LOCAL/$TS_ENC/enc_$mode" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$enc_sha" ] || die "restore_data ($mode) did not give back the bytes backed up"
 done
+# The signed object restores only where its signature verifies.
+HOME=$PLUGIN_HOME "$PLUGIN" restore_data "$WORK/config-sig.yaml" "$LOCAL/$TS_ENC/enc_encrypted" >/dev/null 2>&1 &&
+    die "an unsigned object restored with encryption_verify_key set"
 enc_stored=$(object_size "$FOLDER/backups/$DATE/$TS_ENC/enc_encrypted")
 [ -n "$enc_stored" ] && [ "$enc_stored" -gt "$BIG" ] || die "the encrypted object is not larger than the plaintext"
 meta enc_stored "$enc_stored"
-log "  (both restores compared by SHA-256: identical; encrypted object $enc_stored bytes)"
+log "  (the three restores compared by SHA-256: identical; encrypted object $enc_stored bytes)"
 rm -f "$WORK/enc.bin"
+# Small calls: one sign per backup_data, one verification per restore_data.
+head -c 1024 /dev/urandom >"$WORK/small.bin"
+small_run() { # MODE REP: SMALL_N backup_data + restore_data pairs of 1 KiB, one timed loop
+    local cfg
+    cfg=$(enc_cfg "$1")
+    HOME=$PLUGIN_HOME run_timed bash -c '
+        for ((i = 0; i < $1; i++)); do
+            "$2" backup_data "$3" "$4_$i" <"$5" || exit 1
+            "$2" restore_data "$3" "$4_$i" >/dev/null || exit 1
+        done' small "$SMALL_N" "$PLUGIN" "$cfg" "$LOCAL/$TS_ENC/small_$1_$2" "$WORK/small.bin" 2>"$WORK/err"
+    read_timing
+    [ "$T_RC" = 0 ] && [ ! -s "$WORK/err" ] || { sed 's/^/    /' "$WORK/err" >&2; die "small calls ($1) failed"; }
+    local cpu
+    cpu=$(cpu_seconds)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' small_pair "$1" "$2" "$T_SEC" "$cpu" "$SMALL_N" "$T_RSS" >>"$RES/encryption.tsv"
+    log "  $SMALL_N small pairs $1 #$2: $(awk -v s="$T_SEC" -v n="$SMALL_N" 'BEGIN {printf "%.1f", s * 1000 / n}') ms a pair, ${cpu} s CPU"
+}
+for ((rep = 1; rep <= REPS; rep++)); do
+    if ((rep % 2)); then modes=(encrypted signed); else modes=(signed encrypted); fi
+    for mode in "${modes[@]}"; do small_run "$mode" "$rep"; done
+done
 HOME=$PLUGIN_HOME "$PLUGIN" delete_backup "$CFG" "$TS_ENC" || die "delete_backup $TS_ENC"
 if [ -n "$ONLY" ]; then
     meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -183,6 +183,24 @@ pub fn timestamp_of_path(path: &str) -> Option<String> {
     parts.iter().rev().take(2).find(|p| validate_timestamp(p).is_ok()).map(|p| p.to_string())
 }
 
+/// An object's place in its backup: its key after the folder,
+/// `backups/<YYYYMMDD>/<TS>/<file>`, the same on every host and whatever
+/// the `folder` or bucket it was copied to (what an encrypted object is
+/// bound to). A key of another form (the directory commands' keys) is its
+/// own place.
+pub fn place_of(key: &str) -> &str {
+    let mut parts = key.rsplitn(5, '/');
+    let (Some(file), Some(ts), Some(date), Some("backups")) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return key;
+    };
+    let dated = date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) && validate_timestamp(ts).is_ok();
+    if !dated || file.is_empty() {
+        return key;
+    }
+    &key[key.len() - (file.len() + ts.len() + date.len() + "backups".len() + 3)..]
+}
+
 /// `YYYYMMDDHHMMSS`, as gpbackup names its backups.
 pub fn validate_timestamp(ts: &str) -> Result<(), Error> {
     // Digits only, not a calendar check: gpbackup's own plugin_test.sh uses
@@ -301,6 +319,19 @@ mod tests {
                 .starts_with("/d/backups/20240101/20240101010101/.gpbackup_s3_plugin_probe_")
         );
         assert!(check_probe_key("f", "data").starts_with("f/.gpbackup_s3_plugin_check_"));
+    }
+
+    #[test]
+    fn places_are_keys_after_the_folder() {
+        let tail = "backups/20240315/20240315123045/gpbackup_3_20240315123045_16384.gz";
+        for folder in ["prod/gp", "a", ""] {
+            let key = key_for_path(folder, &format!("/data1/gpseg3/{tail}")).unwrap();
+            assert_eq!(place_of(&key), tail, "{key}");
+        }
+        assert_eq!(place_of("x/backups/20240315/2024031512304/f"), "x/backups/20240315/2024031512304/f");
+        assert_eq!(place_of("tmp/dd/a"), "tmp/dd/a");
+        assert_eq!(place_of("f/nobackups/20240315/20240315123045/f"), "f/nobackups/20240315/20240315123045/f");
+        assert_eq!(place_of("backups/20240315/20240315123045/"), "backups/20240315/20240315123045/");
     }
 
     #[test]

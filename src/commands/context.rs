@@ -98,13 +98,17 @@ fn transform(config: &Config) -> Result<Box<dyn Transform>> {
                  encryption_identity_file"
             .to_string(),
     };
-    Ok(Box::new(Age::new(
+    let age = Age::new(
         &keys.recipients,
         &keys.identities,
         "this config has encryption_identity_file but no encryption_recipients: a backup needs the public keys to \
          encrypt to",
         &no_identity,
-    )?))
+    )?;
+    // `verify: available` also lets through objects without a binding (the
+    // previous release's), with a warning.
+    let lenient = config.restore.verify == crate::config::Verify::Available;
+    Ok(Box::new(age.signing(keys.signing_key.as_ref()).verifying(&keys.verify_keys)?.lenient(lenient)))
 }
 
 /// Reads and validates the config, registering its secrets for redaction

@@ -15,8 +15,9 @@ use std::path::Path;
 use super::Context;
 use super::output::{Report, backup_type, count, problems, status_word, storage};
 use crate::config::Purpose;
-use crate::engine::catalog::verify::{self, Checked, Flaw, Proof};
+use crate::engine::catalog::verify::{self, Checked, Flaw, Proof, Sealed};
 use crate::engine::catalog::{self, Backup, Status};
+use crate::engine::transform::Proves;
 use crate::error::{Error, Result};
 use crate::layout;
 
@@ -46,7 +47,8 @@ pub async fn run(config: &Path, timestamp: &str, deep: bool) -> Result<()> {
     let objects: Vec<_> = set.iter().flat_map(|b| verify::checked_objects(&b.found.listing)).collect();
     let total_bytes: u64 = objects.iter().map(|o| o.size).sum();
     let transfer = deep.then_some(ctx.config.restore);
-    let checks = verify::verify(&ctx.store, objects, transfer, &mut |p| {
+    let keys = ctx.transform().proves();
+    let checks = verify::verify_with(&ctx.store, objects, transfer, ctx.transform(), &mut |p| {
         let tenth = (p.done * 10).checked_div(p.total).unwrap_or(10);
         let counts = format!("checked {} of {} objects", p.done, p.total);
         out.progress(
@@ -63,6 +65,7 @@ pub async fn run(config: &Path, timestamp: &str, deep: bool) -> Result<()> {
         by_backup.entry(owner).or_default().push(check);
     }
     let mut thaw = 0usize;
+    let mut sealed_backups = 0usize;
     for b in &set {
         out.line(&format!(
             "backup {}: {} {}, {} objects, {}",
@@ -72,7 +75,13 @@ pub async fn run(config: &Path, timestamp: &str, deep: bool) -> Result<()> {
             b.found.objects,
             crate::size::human(b.found.bytes)
         ));
-        if b.status() != Status::Complete {
+        if b.status() == Status::Sealed {
+            // Not a problem of the backup's: this host cannot read it.
+            sealed_backups += 1;
+            for p in problems(b) {
+                out.line(&format!("NOTE     {p}: whether every file of it is there was not checked"));
+            }
+        } else if b.status() != Status::Complete {
             problems_found += 1;
             for p in problems(b) {
                 out.line(&format!("PROBLEM  {p}"));
@@ -84,9 +93,12 @@ pub async fn run(config: &Path, timestamp: &str, deep: bool) -> Result<()> {
         for check in by_backup.get(b.timestamp()).into_iter().flatten() {
             let name = check.key.strip_prefix(&b.found.prefix).unwrap_or(&check.key);
             let line = match (&check.outcome, &check.needs_thaw) {
-                (Ok(proof), None) => {
-                    format!("ok       {name}  {}  {}", crate::size::human(check.size), proof_word(proof))
-                }
+                (Ok(proof), None) => format!(
+                    "ok       {name}  {}  {}{}",
+                    crate::size::human(check.size),
+                    proof_word(proof),
+                    sealed_word(check.sealed, keys)
+                ),
                 (Ok(proof), Some(cold)) => {
                     thaw += 1;
                     format!(
@@ -140,8 +152,41 @@ pub async fn run(config: &Path, timestamp: &str, deep: bool) -> Result<()> {
             count(n, "object")
         ),
     };
-    out.line(&format!("backup {timestamp} is restorable: {how}"));
+    if sealed_backups > 0 {
+        out.line(&format!(
+            "backup {timestamp}: every object is present as recorded{}; {} cannot be read without \
+             encryption_identity_file, so not judged restorable here",
+            if deep { " and its stored bytes match their checksums" } else { "" },
+            count(sealed_backups, "encrypted backup config")
+        ));
+    } else {
+        out.line(&format!("backup {timestamp} is restorable: {how}"));
+    }
+    let closed = checks.iter().filter(|c| c.sealed == Sealed::Closed).count();
+    if closed > 0 {
+        out.line(&format!(
+            "{} read but not decrypted (no encryption_identity_file here): their ciphertext matches its checksums; \
+             their AEAD tags, bindings and signatures were not checked",
+            count(closed, "encrypted object")
+        ));
+    }
     Ok(())
+}
+
+/// What a deep read proved of an encrypted object, after its checksums.
+fn sealed_word(sealed: Sealed, keys: Proves) -> String {
+    match sealed {
+        Sealed::Plain => String::new(),
+        Sealed::Closed => "; encrypted, not decrypted (no encryption_identity_file)".to_string(),
+        Sealed::Opened => format!(
+            "; decrypted: every tag verifies{}{}",
+            match keys.binding {
+                true => ", bound to its place",
+                false => ", bound to its place where it has a binding (verify: available: see the log)",
+            },
+            if keys.signature { ", signature verifies" } else { "" }
+        ),
+    }
 }
 
 fn proof_word(proof: &Proof) -> String {

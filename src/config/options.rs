@@ -252,7 +252,23 @@ pub static OPTIONS: &[Spec] = &[
         uses: Uses::Restore,
         secret: false,
         default: Default::Text("–"),
-        doc: "Client-side encryption: file of age private keys (`AGE-SECRET-KEY-1...`, as `age-keygen` writes them) a restore decrypts with; needed only where restores run. With it, every object restored must be encrypted to one of its keys and authenticates before a byte is written. The keys are redacted from logs and errors.",
+        doc: "Client-side encryption: file of age private keys (`AGE-SECRET-KEY-1...`, as `age-keygen` writes them) a restore decrypts with; needed only where restores run; refused when its group or others may read it (`chmod 600`). With it, every object restored must be encrypted to one of its keys, carry its integrity record and be [bound to its place](#client-side-encryption), and authenticates before a byte is written. The keys are redacted from logs and errors.",
+    },
+    Spec {
+        name: "encryption_signing_key_file",
+        group: Group::Plugin,
+        uses: Uses::Backup,
+        secret: false,
+        default: Default::Text("– (objects unsigned)"),
+        doc: "Client-side encryption, writer authentication: file of an Ed25519 private key (PKCS#8 PEM: `openssl genpkey -algorithm ed25519 -out FILE`), on the backup hosts; mode 0600 like the identity. Every encrypted object's header carries its signature over the object's binding and its file key. Needs `encryption_recipients`. Redacted from logs and errors.",
+    },
+    Spec {
+        name: "encryption_verify_key",
+        group: Group::Plugin,
+        uses: Uses::Restore,
+        secret: false,
+        default: Default::Text("– (signatures not required)"),
+        doc: "Client-side encryption, writer authentication: Ed25519 public keys (the base64 line `MCowBQYDK2VwAyEA...` of `openssl pkey -in FILE -pubout`, or a file of that PEM), separated by commas or spaces, where restores run. With it every object restored (and read by `verify --deep`) must carry a valid signature by one of them. Needs `encryption_identity_file`.",
     },
     Spec {
         name: "object_tags",
@@ -276,7 +292,7 @@ pub static OPTIONS: &[Spec] = &[
         uses: Uses::Restore,
         secret: false,
         default: Default::Value("strict"),
-        doc: "A multipart object whose `.gpbackup_manifest` sidecar is missing (a copy that skipped it): `strict` refuses to restore it; `available` restores it with the checks still possible (S3's stored full-object CRC-64/NVME where the server has one, else its size only) and a warning in the log.",
+        doc: "A multipart object whose `.gpbackup_manifest` sidecar is missing (a copy that skipped it), and, with `encryption_identity_file`, an object without its integrity record (a copy that dropped its metadata) or without a binding (written by the previous release): `strict` refuses to restore it; `available` restores it with the checks still possible (S3's stored full-object CRC-64/NVME where the server has one, else its size only; the AEAD tags always) and a warning in the log.",
     },
     Spec {
         name: "restore_tier",

@@ -7,7 +7,8 @@
 //! (after seeing the stored object's first bytes, when it asks for them).
 //! [`Identity`] is what runs when nothing is configured: it hands back what
 //! it was given, and only refuses to pass off an age-encrypted object as
-//! plaintext.
+//! plaintext. [`Stored`] hands back the stored bytes whatever they are,
+//! for checks that read ciphertext without a key.
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -54,30 +55,67 @@ pub struct Head {
 /// The first line of every age file.
 pub const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
+/// What a successful decode proves of an object, beyond its stored
+/// checksums (for `verify --deep`'s words).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Proves {
+    /// It was decrypted, every AEAD tag verified.
+    pub decrypts: bool,
+    /// It is bound to the place it was read from (no binding is refused).
+    pub binding: bool,
+    /// Its writer's signature verified.
+    pub signature: bool,
+}
+
 /// A reversible transform of the stored bytes.
 pub trait Transform: Send + Sync {
-    /// What is stored, read from what gpbackup sends.
-    fn encode(&self, source: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>>;
+    /// What is stored at `key`, read from what gpbackup sends.
+    fn encode(&self, key: &str, source: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>>;
 
     /// Where a whole restore's stored bytes go, writing what gpbackup reads
-    /// to `out`.
+    /// to `out`, for an object whose key is not known (the catalog's reads).
     fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>>;
+
+    /// [`Self::decode`] of the object stored at `key`: a transform that
+    /// binds objects to their keys refuses one written for another.
+    fn decode_at(&self, _key: &str, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>> {
+        self.decode(out)
+    }
 
     /// For a filtered restore: how many bytes of the stored object's start
     /// it needs to see, having seen `seen` (asked again after each fetch,
     /// until it asks for no more than it has seen; 0: none).
     fn ranged_prefix(&self, seen: &[u8]) -> Result<u64>;
 
-    /// For a filtered restore of plaintext `ranges`: the stored ranges to
-    /// fetch (in order) and where their bytes go, writing exactly the
-    /// requested plaintext to `out`. `head` is what [`Self::ranged_prefix`]
-    /// asked for.
-    fn decode_ranges(&self, ranges: &[Range<u64>], head: Option<Head>, out: Box<dyn Write + Send>) -> Result<Ranged>;
+    /// For a filtered restore of plaintext `ranges` of the object at `key`:
+    /// the stored ranges to fetch (in order) and where their bytes go,
+    /// writing exactly the requested plaintext to `out`. `head` is what
+    /// [`Self::ranged_prefix`] asked for.
+    fn decode_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+        head: Option<Head>,
+        out: Box<dyn Write + Send>,
+    ) -> Result<Ranged>;
 
     /// User metadata every object written through it carries, saying how
     /// it is stored (none: as gpbackup sent it).
     fn metadata(&self) -> Option<(&'static str, &'static str)> {
         None
+    }
+
+    /// Whether every object it decodes must carry the plugin's integrity
+    /// record (objects it writes all do, and one without was not written
+    /// by the plugin, or lost its metadata: `verify: available` lets it
+    /// through).
+    fn requires_record(&self) -> bool {
+        false
+    }
+
+    /// What a successful decode proves.
+    fn proves(&self) -> Proves {
+        Proves::default()
     }
 }
 
@@ -89,7 +127,7 @@ pub const ENCRYPTION_META: &str = "gpbackup-encryption";
 pub struct Identity;
 
 impl Transform for Identity {
-    fn encode(&self, source: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
+    fn encode(&self, _key: &str, source: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
         Ok(source)
     }
 
@@ -101,10 +139,45 @@ impl Transform for Identity {
         Ok(AGE_MAGIC.len() as u64)
     }
 
-    fn decode_ranges(&self, ranges: &[Range<u64>], head: Option<Head>, out: Box<dyn Write + Send>) -> Result<Ranged> {
+    fn decode_ranges(
+        &self,
+        _key: &str,
+        ranges: &[Range<u64>],
+        head: Option<Head>,
+        out: Box<dyn Write + Send>,
+    ) -> Result<Ranged> {
         if head.is_some_and(|h| h.data.starts_with(AGE_MAGIC)) {
             return Err(encrypted());
         }
+        Ok((ranges.to_vec(), Box::new(Writes(out))))
+    }
+}
+
+/// The stored bytes as they are, encrypted or not: what `verify --deep`
+/// reads where it has no key, checking the ciphertext against its
+/// integrity record (never handed to a restore's output).
+pub struct Stored;
+
+impl Transform for Stored {
+    fn encode(&self, _key: &str, source: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
+        Ok(source)
+    }
+
+    fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>> {
+        Ok(Box::new(Writes(out)))
+    }
+
+    fn ranged_prefix(&self, _seen: &[u8]) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn decode_ranges(
+        &self,
+        _key: &str,
+        ranges: &[Range<u64>],
+        _head: Option<Head>,
+        out: Box<dyn Write + Send>,
+    ) -> Result<Ranged> {
         Ok((ranges.to_vec(), Box::new(Writes(out))))
     }
 }

@@ -105,7 +105,7 @@ pub async fn upload(
     class: ObjectClass,
     transform: &dyn Transform,
 ) -> Result<u64> {
-    let source = Source { reader: transform.encode(source.reader)?, name: source.name };
+    let source = Source { reader: transform.encode(key, source.reader)?, name: source.name };
     let said: Vec<(String, String)> =
         transform.metadata().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     // A vault takes parts of exactly one size; S3 lets them grow.

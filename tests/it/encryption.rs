@@ -6,11 +6,15 @@
 //! with nothing unverified written; no private key reaches a log, an error
 //! or the uploaded config copy.
 
-use std::process::Command;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
 
 use age::secrecy::ExposeSecret;
 
 use crate::support::*;
+
+mod binding;
+mod signing;
 
 const TS: &str = "20240315123045";
 const CHUNK: usize = 64 * 1024;
@@ -22,13 +26,81 @@ struct Keys {
     file: std::path::PathBuf,
 }
 
+/// A new age key pair, its private key in `dir/name` with mode 0600 (as
+/// `age-keygen -o` writes it).
 fn keys(dir: &std::path::Path, name: &str) -> Keys {
     let identity = age::x25519::Identity::generate();
     let public = identity.to_public().to_string();
     let secret = identity.to_string().expose_secret().to_string();
     let file = dir.join(name);
-    std::fs::write(&file, format!("# created: test\n# public key: {public}\n{secret}\n")).unwrap();
+    write_private(&file, &format!("# created: test\n# public key: {public}\n{secret}\n"));
     Keys { public, secret, file }
+}
+
+/// Writes `text` to `file` with mode 0600.
+fn write_private(file: &std::path::Path, text: &str) {
+    std::fs::write(file, text).unwrap();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The integrity record the plugin gives an object stored in one request.
+fn record_of(stored: &[u8]) -> String {
+    format!("v1 size={} crc64nvme={:016x}", stored.len(), crc_fast::crc64_nvme(stored))
+}
+
+/// Stores `body` at `key` with curl, with these user metadata (as anyone
+/// with write access to the bucket can).
+fn put_raw(server: &Server, key: &str, body: &[u8], meta: &[(&str, &str)]) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), body).unwrap();
+    let headers: Vec<String> = meta.iter().map(|(k, v)| format!("x-amz-meta-{k}: {v}")).collect();
+    let mut args = vec!["-X", "PUT", "--data-binary"];
+    let at = format!("@{}", file.path().display());
+    args.push(&at);
+    for h in &headers {
+        args.extend(["-H", h.as_str()]);
+    }
+    let out = server.curl(&format!("{}/{key}", server.bucket), &args);
+    assert!(out.status.success(), "PUT {key}: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// A server-side copy of `from` (a version of it, when given) onto `to`,
+/// metadata included (S3's default directive, COPY); returns the response
+/// headers.
+fn copy_object(server: &Server, from: &str, to: &str, version: Option<&str>) -> String {
+    let source = match version {
+        Some(v) => format!("x-amz-copy-source: /{}/{from}?versionId={v}", server.bucket),
+        None => format!("x-amz-copy-source: /{}/{from}", server.bucket),
+    };
+    let out = server.curl(&format!("{}/{to}", server.bucket), &["-X", "PUT", "-i", "-H", &source]);
+    assert!(out.status.success(), "copy {from} to {to}: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+}
+
+/// `plain` in the age format, to `public` and any extra recipients, as
+/// the standard tools (or the previous release) write it.
+fn seal(public: &str, plain: &[u8], extra: &[&dyn age::Recipient]) -> Vec<u8> {
+    use std::io::Write;
+    let recipient: age::x25519::Recipient = public.parse().unwrap();
+    let all = std::iter::once(&recipient as &dyn age::Recipient).chain(extra.iter().copied());
+    let encryptor = age::Encryptor::with_recipients(all).unwrap();
+    let mut stored = Vec::new();
+    let mut writer = encryptor.wrap_output(&mut stored).unwrap();
+    writer.write_all(plain).unwrap();
+    writer.finish().unwrap();
+    stored
+}
+
+/// The restore of a data file `file` of backup `ts`.
+fn restore(c: &Cluster, ts: &str, file: &str) -> Output {
+    let path = c.backup_dir("gpseg0", ts).join(file).display().to_string();
+    c.run("restore_data", &[&path], b"")
+}
+
+/// Backs up `payload` as data file `file` of backup `ts`.
+fn backup(c: &Cluster, ts: &str, file: &str, payload: &[u8]) {
+    let path = c.backup_dir("gpseg0", ts).join(file).display().to_string();
+    assert_ok(&c.run("backup_data", &[&path], payload));
 }
 
 fn offsets_file(c: &Cluster, ranges: &[(usize, usize)]) -> String {
@@ -222,15 +294,12 @@ fn a_tampered_chunk_stops_the_restore_before_its_bytes() {
     let Some(file) = server.object_file(&key) else { return };
     let mut stored = std::fs::read(&file).unwrap();
     let header = stored.len() - payload.len() - 16 * payload.len().div_ceil(CHUNK);
-    // One ciphertext byte of chunk 4 flipped, stored anew without the
-    // plugin's CRC record (as someone with write access to the bucket
-    // would): only the AEAD tags stand between it and the output.
+    // One ciphertext byte of chunk 4 flipped, stored anew with a CRC record
+    // of its own (as someone with write access to the bucket can write
+    // it): only the AEAD tags stand between it and the output.
     stored[header + 4 * STORED_CHUNK + 500] ^= 0x20;
-    let body = dir.path().join("tampered");
-    std::fs::write(&body, &stored).unwrap();
-    let out = server
-        .curl(&format!("{}/{key}", server.bucket), &["-X", "PUT", "--data-binary", &format!("@{}", body.display())]);
-    assert!(out.status.success(), "PUT: {}", String::from_utf8_lossy(&out.stdout));
+    let record = record_of(&stored);
+    put_raw(&server, &key, &stored, &[("gpbackup-integrity", &record), ("gpbackup-encryption", "age")]);
     let out = c.run("restore_data", &[&path], b"");
     assert_fails_with(&out, "does not authenticate");
     assert!(out.stdout.len() <= 4 * CHUNK, "{} bytes written", out.stdout.len());

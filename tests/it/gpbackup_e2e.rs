@@ -523,7 +523,14 @@ fn encrypted_backup_with_sealed_credentials_restores() {
     let recipient = identity.to_public().to_string();
     let identity_file = keys.path().join("age-key.txt");
     std::fs::write(&identity_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
-    std::fs::set_permissions(&identity_file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // Mode 0600 (the plugin refuses a private key others may read), owned
+    // by the server's OS user (the owner of its HOME, beside the directory
+    // of its plugin copy), as on a cluster where gpadmin runs both; root
+    // reads it anyway.
+    std::fs::set_permissions(&identity_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let server_home = pg.plugin.parent().and_then(Path::parent).unwrap().join("home");
+    let server_user = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&server_home).unwrap());
+    std::os::unix::fs::chown(&identity_file, Some(server_user), None).unwrap();
     let coordinator = keys.path().join("coordinator");
     std::fs::create_dir(&coordinator).unwrap();
     let coordinator_dir = s(&coordinator);

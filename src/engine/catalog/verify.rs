@@ -15,6 +15,9 @@
 //! budget of `restore_max_concurrent_requests` permits: a small object (one
 //! range) takes one, a larger one all of them, so memory stays what one
 //! `restore_data` uses. Archived objects are not read: they need `thaw`.
+//! With keys that decrypt, an encrypted object is read as a restore reads
+//! it (every tag, its binding and signature judged); without, its
+//! ciphertext is checked against its record ([`Sealed::Closed`]).
 
 use std::sync::Arc;
 
@@ -24,7 +27,7 @@ use tokio::sync::Semaphore;
 use crate::config::Transfer;
 use crate::engine::download::{Output, Selection, download};
 use crate::engine::integrity::{META_KEY, Manifest, Record};
-use crate::engine::transform::Identity;
+use crate::engine::transform::{AGE_MAGIC, Identity, Stored, Transform};
 use crate::error::{Error, Kind};
 use crate::layout;
 use crate::store::{ObjectMeta, Storage, Store, TREE_HASH_META};
@@ -56,6 +59,18 @@ pub enum Flaw {
     Failed(String),
 }
 
+/// Whether a deep read found the object encrypted, and opened it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sealed {
+    /// Not encrypted, or not read.
+    #[default]
+    Plain,
+    /// Encrypted and decrypted: as the keys' [`crate::engine::transform::Proves`] says.
+    Opened,
+    /// Encrypted, and no key here decrypts it: its ciphertext was checked.
+    Closed,
+}
+
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub key: String,
@@ -63,6 +78,8 @@ pub struct Checked {
     pub outcome: std::result::Result<Proof, Flaw>,
     /// Archived with no readable copy (a restore would need `thaw`).
     pub needs_thaw: Option<Storage>,
+    /// What a deep read found of its encryption.
+    pub sealed: Sealed,
 }
 
 /// Progress of a check: objects and bytes done.
@@ -80,10 +97,22 @@ pub fn checked_objects(listing: &[ObjectMeta]) -> Vec<ObjectMeta> {
 }
 
 /// Checks `objects`; with `deep`, reads them with these transfer settings.
+/// Encrypted objects are not decrypted: see [`verify_with`].
 pub async fn verify(
     store: &Arc<dyn Store>,
     objects: Vec<ObjectMeta>,
     deep: Option<Transfer>,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Vec<Checked> {
+    verify_with(store, objects, deep, &Identity, progress).await
+}
+
+/// [`verify`], a deep read decrypting with `keys` when they decrypt.
+pub async fn verify_with(
+    store: &Arc<dyn Store>,
+    objects: Vec<ObjectMeta>,
+    deep: Option<Transfer>,
+    keys: &dyn Transform,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Vec<Checked> {
     let total = objects.len();
@@ -93,7 +122,7 @@ pub async fn verify(
     let mut checks = futures::stream::iter(objects)
         .map(|object| {
             let (store, budget) = (store.clone(), budget.clone());
-            async move { check(&store, object, deep, &budget).await }
+            async move { check(&store, object, deep, &budget, keys).await }
         })
         .buffer_unordered(lanes);
     let mut out = Vec::with_capacity(total);
@@ -107,9 +136,20 @@ pub async fn verify(
     out
 }
 
-async fn check(store: &Arc<dyn Store>, object: ObjectMeta, deep: Option<Transfer>, budget: &Semaphore) -> Checked {
-    let mut checked =
-        Checked { key: object.key.clone(), size: object.size, outcome: Err(Flaw::Missing), needs_thaw: None };
+async fn check(
+    store: &Arc<dyn Store>,
+    object: ObjectMeta,
+    deep: Option<Transfer>,
+    budget: &Semaphore,
+    keys: &dyn Transform,
+) -> Checked {
+    let mut checked = Checked {
+        key: object.key.clone(),
+        size: object.size,
+        outcome: Err(Flaw::Missing),
+        needs_thaw: None,
+        sealed: Sealed::Plain,
+    };
     if object.cold {
         match store.object_state(&object.key).await {
             Ok(state) if !state.readiness.readable() => checked.needs_thaw = Some(state.storage),
@@ -130,10 +170,16 @@ async fn check(store: &Arc<dyn Store>, object: ObjectMeta, deep: Option<Transfer
     checked.outcome = match (deep, &checked.needs_thaw) {
         (None, _) => Ok(proof),
         (Some(_), Some(storage)) => Err(Flaw::NeedsThaw(storage.clone())),
-        (Some(transfer), None) => read(store, &object, transfer, budget).await.map(|()| match proof {
-            Proof::Record { parts, tree_hash, .. } => Proof::Record { parts, read: true, tree_hash },
-            Proof::Present { .. } => Proof::Present { read: true },
-        }),
+        (Some(transfer), None) => match read(store, &object, transfer, budget, keys).await {
+            Ok(sealed) => {
+                checked.sealed = sealed;
+                Ok(match proof {
+                    Proof::Record { parts, tree_hash, .. } => Proof::Record { parts, read: true, tree_hash },
+                    Proof::Present { .. } => Proof::Present { read: true },
+                })
+            }
+            Err(flaw) => Err(flaw),
+        },
     };
     checked
 }
@@ -198,23 +244,54 @@ fn etag_parts(etag: &str) -> Option<usize> {
     (md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit())).then(|| parts.parse().ok()).flatten()
 }
 
-/// Reads the whole object through the verified download, discarding it.
+/// Reads the whole object through the verified download, discarding it:
+/// decrypted by `keys` when they decrypt, else as stored.
 async fn read(
     store: &Arc<dyn Store>,
     object: &ObjectMeta,
     transfer: Transfer,
     budget: &Semaphore,
-) -> std::result::Result<(), Flaw> {
+    keys: &dyn Transform,
+) -> std::result::Result<Sealed, Flaw> {
     let small = object.size <= transfer.part_size;
     let lanes = if small { 1 } else { transfer.concurrency.max(1) };
     let _permits = budget.acquire_many(lanes as u32).await.map_err(|e| Flaw::Failed(e.to_string()))?;
-    let out = Output { writer: Box::new(std::io::sink()), name: "verify".to_string() };
     let transfer = Transfer { concurrency: lanes, ..transfer };
-    let read = download(store.clone(), &object.key, Selection::Whole, out, transfer, &Identity).await.map_err(flaw)?;
+    let decrypts = keys.proves().decrypts;
+    let first = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer: Box<dyn std::io::Write + Send> = match decrypts {
+        true => Box::new(std::io::sink()),
+        false => Box::new(Start(first.clone())),
+    };
+    let out = Output { writer, name: "verify".to_string() };
+    let transform: &dyn Transform = if decrypts { keys } else { &Stored };
+    let read = download(store.clone(), &object.key, Selection::Whole, out, transfer, transform).await.map_err(flaw)?;
     if read != object.size {
         return Err(Flaw::Damaged(format!("listed with {} bytes, {read} read", object.size)));
     }
-    Ok(())
+    let age = first.lock().is_ok_and(|f| f.starts_with(AGE_MAGIC));
+    Ok(match (decrypts, age) {
+        // A decrypting read refuses what is not encrypted.
+        (true, _) => Sealed::Opened,
+        (false, true) => Sealed::Closed,
+        (false, false) => Sealed::Plain,
+    })
+}
+
+/// A sink keeping the first bytes written (to see an age header).
+struct Start(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Start {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut first = self.0.lock().expect("not poisoned");
+        let take = AGE_MAGIC.len().saturating_sub(first.len()).min(buf.len());
+        first.extend_from_slice(&buf[..take]);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn flaw(e: Error) -> Flaw {

@@ -14,9 +14,13 @@
 //! chunks as they arrive.
 
 //!
-//! Here: the keys and the [`Transform`]; `ranges` maps a filtered restore
-//! onto the stored chunks, `stream` holds the readers and the thread
-//! between the engine's units and age.
+//! Every header also carries the object's binding to its place, signed
+//! when the backup hosts have a signing key (`bind`).
+//!
+//! Here: the keys and the [`Transform`]; `bind` the binding stanza and its
+//! judgement, `ranges` maps a filtered restore onto the stored chunks,
+//! `stream` holds the readers and the thread between the engine's units and
+//! age.
 
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -24,11 +28,15 @@ use std::sync::mpsc::sync_channel;
 
 use bytes::Bytes;
 
-use super::transform::{AGE_MAGIC, Decoder, Head, Ranged, Transform};
+use super::transform::{AGE_MAGIC, Decoder, Head, Proves, Ranged, Transform};
 use crate::error::{Error, Result};
+use crate::layout::place_of;
 
+mod bind;
 mod ranges;
 mod stream;
+
+use bind::{Binding, Opener, Policy};
 
 use ranges::{Map, Sparse};
 use stream::{ChannelReader, Encrypting, Piped, Shared};
@@ -40,10 +48,13 @@ pub const STORED_CHUNK: u64 = CHUNK + 16;
 const FIRST_PROBE: u64 = 4096;
 const MAX_HEADER: u64 = 1 << 20;
 
-/// Encryption to `recipients`, decryption with `identities`.
+/// Encryption to `recipients`, decryption with `identities`; every object
+/// bound to its place, signed with `signer` when there is one.
 pub struct Age {
     recipients: Vec<age::x25519::Recipient>,
     identities: Vec<age::x25519::Identity>,
+    signer: Option<ed25519_dalek::SigningKey>,
+    policy: Policy,
     /// What to say when a backup has no recipient or a restore no identity.
     no_recipient: String,
     no_identity: String,
@@ -61,7 +72,38 @@ impl Age {
             .iter()
             .map(|i| i.parse().map_err(|_| Error::config("an identity is not an age X25519 private key")))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Age { recipients, identities, no_recipient: no_recipient.into(), no_identity: no_identity.into() })
+        Ok(Age {
+            recipients,
+            identities,
+            signer: None,
+            policy: Policy::default(),
+            no_recipient: no_recipient.into(),
+            no_identity: no_identity.into(),
+        })
+    }
+
+    /// Backups sign every object with this Ed25519 key (its 32-byte seed).
+    pub fn signing(mut self, seed: Option<&[u8; 32]>) -> Age {
+        self.signer = seed.map(ed25519_dalek::SigningKey::from_bytes);
+        self
+    }
+
+    /// Restores require a signature by one of these Ed25519 public keys.
+    pub fn verifying(mut self, keys: &[[u8; 32]]) -> Result<Age> {
+        self.policy.verify_keys = keys
+            .iter()
+            .map(|k| {
+                ed25519_dalek::VerifyingKey::from_bytes(k)
+                    .map_err(|_| Error::config("encryption_verify_key: not an Ed25519 public key"))
+            })
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    /// `verify: available`: objects without a binding restore, with a warning.
+    pub fn lenient(mut self, lenient: bool) -> Age {
+        self.policy.lenient = lenient;
+        self
     }
 
     fn identities(&self) -> Result<Vec<age::x25519::Identity>> {
@@ -71,11 +113,25 @@ impl Age {
         Ok(self.identities.clone())
     }
 
-    /// Opens the header read from `input` with the identities.
-    fn open<R: Read>(&self, input: R) -> Result<age::stream::StreamReader<R>> {
+    /// A decrypting copy of the keys and policy, for a decoder's thread.
+    fn opener(&self) -> Result<Age> {
+        Ok(Age {
+            recipients: Vec::new(),
+            identities: self.identities()?,
+            signer: None,
+            policy: self.policy.clone(),
+            no_recipient: String::new(),
+            no_identity: String::new(),
+        })
+    }
+
+    /// Opens the header read from `input` with the identities, and judges
+    /// its binding against `place` (`None`: not known, not judged).
+    fn open<R: Read>(&self, input: R, place: Option<&str>) -> Result<age::stream::StreamReader<R>> {
         let identities = self.identities()?;
         let decryptor = age::Decryptor::new(input).map_err(header_error)?;
-        decryptor.decrypt(identities.iter().map(|i| i as &dyn age::Identity)).map_err(|e| match e {
+        let opener = Opener::new(&identities);
+        let reader = decryptor.decrypt(std::iter::once(&opener as &dyn age::Identity)).map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => {
                 let mine: Vec<String> = identities.iter().map(|i| i.to_public().to_string()).collect();
                 Error::config(format!(
@@ -85,7 +141,26 @@ impl Age {
                 ))
             }
             other => header_error(other),
-        })
+        })?;
+        opener.judge(place, &self.policy)?;
+        Ok(reader)
+    }
+
+    /// A whole restore's decoder: `place` as [`Self::open`] takes it.
+    fn decoder(&self, place: Option<String>, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>> {
+        let me = self.opener()?;
+        Ok(Box::new(Piped::spawn(move |input| {
+            let mut input = input;
+            let mut magic = vec![0; AGE_MAGIC.len()];
+            let got = read_full(&mut input, &mut magic).map_err(decrypt_io)?;
+            if magic[..got] != AGE_MAGIC[..got] || got < AGE_MAGIC.len() {
+                return Err(Error::integrity(
+                    "the object is not encrypted (no age header) and this restore decrypts; nothing was written",
+                ));
+            }
+            let reader = me.open(Cursor::new(magic).chain(input), place.as_deref())?;
+            pump(reader, out)
+        })))
     }
 }
 
@@ -116,11 +191,13 @@ fn decrypt_io(e: io::Error) -> Error {
 }
 
 impl Transform for Age {
-    fn encode(&self, source: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
+    fn encode(&self, key: &str, source: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
         if self.recipients.is_empty() {
             return Err(Error::config(self.no_recipient.clone()));
         }
-        let encryptor = age::Encryptor::with_recipients(self.recipients.iter().map(|r| r as &dyn age::Recipient))
+        let binding = Binding { place: place_of(key), signer: self.signer.as_ref() };
+        let recipients = self.recipients.iter().map(|r| r as &dyn age::Recipient);
+        let encryptor = age::Encryptor::with_recipients(recipients.chain(std::iter::once(&binding as _)))
             .map_err(|e| Error::config(format!("cannot encrypt to the configured recipients: {e}")))?;
         let buffer = Shared::default();
         let writer = encryptor.wrap_output(buffer.clone()).map_err(|e| Error::io("encrypting", e))?;
@@ -132,20 +209,21 @@ impl Transform for Age {
     }
 
     fn decode(&self, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>> {
-        let identities = self.identities()?;
-        let me = Age { recipients: Vec::new(), identities, no_recipient: String::new(), no_identity: String::new() };
-        Ok(Box::new(Piped::spawn(move |input| {
-            let mut input = input;
-            let mut magic = vec![0; AGE_MAGIC.len()];
-            let got = read_full(&mut input, &mut magic).map_err(decrypt_io)?;
-            if magic[..got] != AGE_MAGIC[..got] || got < AGE_MAGIC.len() {
-                return Err(Error::integrity(
-                    "the object is not encrypted (no age header) and this restore decrypts; nothing was written",
-                ));
-            }
-            let reader = me.open(Cursor::new(magic).chain(input))?;
-            pump(reader, out)
-        })))
+        self.decoder(None, out)
+    }
+
+    fn decode_at(&self, key: &str, out: Box<dyn Write + Send>) -> Result<Box<dyn Decoder>> {
+        self.decoder(Some(place_of(key).to_string()), out)
+    }
+
+    fn requires_record(&self) -> bool {
+        !self.identities.is_empty()
+    }
+
+    fn proves(&self) -> Proves {
+        let decrypts = !self.identities.is_empty();
+        let signature = decrypts && !self.policy.verify_keys.is_empty();
+        Proves { decrypts, binding: decrypts && (signature || !self.policy.lenient), signature }
     }
 
     fn ranged_prefix(&self, seen: &[u8]) -> Result<u64> {
@@ -164,7 +242,13 @@ impl Transform for Age {
         }
     }
 
-    fn decode_ranges(&self, ranges: &[Range<u64>], head: Option<Head>, out: Box<dyn Write + Send>) -> Result<Ranged> {
+    fn decode_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+        head: Option<Head>,
+        out: Box<dyn Write + Send>,
+    ) -> Result<Ranged> {
         let head = head.ok_or_else(|| Error::local("a filtered restore of an encrypted object needs its header"))?;
         if !head.data.starts_with(AGE_MAGIC) {
             return Err(Error::integrity(
@@ -187,7 +271,7 @@ impl Transform for Age {
             total: head.total,
         };
         // The identities are tried now, before anything is fetched.
-        let mut reader = self.open(sparse)?;
+        let mut reader = self.open(sparse, Some(place_of(key)))?;
         let mut stored = Vec::new();
         if map.needs_last {
             stored.push(map.last.clone());
@@ -251,5 +335,7 @@ fn pump(mut reader: impl Read, mut out: Box<dyn Write + Send>) -> Result<()> {
     out.flush().map_err(|e| Error::io("writing the restored bytes", e))
 }
 
+#[cfg(test)]
+mod bind_tests;
 #[cfg(test)]
 mod tests;

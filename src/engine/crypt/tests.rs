@@ -1,5 +1,6 @@
 //! Encryption's tests: round trips, damage, wrong keys, filtered restores
-//! and the chunk map, through the in-memory store.
+//! and the chunk map, through the in-memory store; the binding of objects
+//! to their place and their writers' signatures (`bind_tests.rs`).
 #![allow(clippy::single_range_in_vec_init)] // lists of one range are the cases
 
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,9 @@ impl Write for Out {
         Ok(())
     }
 }
+
+/// Where the transform-only tests store their object.
+const KEY: &str = "prod/backups/20240101/20240101000000/gpbackup_0_20240101000000_16384.gz";
 
 const TRANSFER: Transfer = Transfer { part_size: 5 << 20, concurrency: 3, verify: crate::config::Verify::Strict };
 
@@ -140,8 +144,13 @@ fn ranges_map_to_their_chunks() {
 /// Encrypts with the transform alone, damages, decrypts through the
 /// writer a whole restore uses.
 fn decode_all(age: &Age, stored: &[u8]) -> (Result<()>, Vec<u8>) {
+    decode_at(age, KEY, stored)
+}
+
+/// [`decode_all`] of an object read from `key`.
+fn decode_at(age: &Age, key: &str, stored: &[u8]) -> (Result<()>, Vec<u8>) {
     let out = Out::default();
-    let mut writer = match age.decode(Box::new(out.clone())) {
+    let mut writer = match age.decode_at(key, Box::new(out.clone())) {
         Ok(w) => w,
         Err(e) => return (Err(e), Vec::new()),
     };
@@ -162,7 +171,7 @@ fn decode_all(age: &Age, stored: &[u8]) -> (Result<()>, Vec<u8>) {
 
 fn encrypt(age: &Age, bytes: &[u8]) -> Vec<u8> {
     let mut stored = Vec::new();
-    age.encode(Box::new(Cursor::new(bytes.to_vec()))).unwrap().read_to_end(&mut stored).unwrap();
+    age.encode(KEY, Box::new(Cursor::new(bytes.to_vec()))).unwrap().read_to_end(&mut stored).unwrap();
     stored
 }
 

@@ -66,18 +66,20 @@ pub async fn download(
     let chunk = transfer.part_size;
     let url = store.url(key);
     let (ranges, writer) = match &selection {
-        Selection::Whole => (None, transform.decode(out.writer).map_err(|e| e.context(&url))?),
+        Selection::Whole => (None, transform.decode_at(key, out.writer).map_err(|e| e.context(&url))?),
         Selection::Ranges(ranges) => {
             let head = head(&*store, key, transform).await?;
-            let (stored, writer) = transform.decode_ranges(ranges, head, out.writer).map_err(|e| e.context(&url))?;
+            let (stored, writer) =
+                transform.decode_ranges(key, ranges, head, out.writer).map_err(|e| e.context(&url))?;
             (Some(stored), writer)
         }
     };
     let mut sink = Sink::new(writer, &out.name);
     let result = async {
+        let records = plan::Records { verify: transfer.verify, required: transform.requires_record() };
         let plan = match ranges {
-            Some(ranges) => plan::ranges(&*store, key, ranges, chunk).await?,
-            None => plan::whole(&*store, key, chunk, transfer.verify).await?,
+            Some(ranges) => plan::ranges(&*store, key, ranges, chunk, records).await?,
+            None => plan::whole(&*store, key, chunk, records).await?,
         };
         run(store, key, plan, &mut sink, transfer).await
     }

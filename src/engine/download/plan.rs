@@ -37,8 +37,39 @@ pub struct Plan {
     pub whole_tree: Option<Hash>,
 }
 
+/// What a download accepts of an object's integrity records.
+#[derive(Debug, Clone, Copy)]
+pub struct Records {
+    /// `verify`: what to do when a record or manifest is missing.
+    pub verify: Verify,
+    /// Every object must carry one (an encrypted setup, where every object
+    /// was written by the plugin).
+    pub required: bool,
+}
+
+/// An object without an integrity record where every object has one:
+/// refused, or (`verify: available`) let through with a warning.
+fn unrecorded(url: &str, records: Records) -> Result<()> {
+    if !records.required {
+        return Ok(());
+    }
+    if records.verify == Verify::Available {
+        log::warn!(
+            "{url} has no integrity record (not written by this plugin, or a copy dropped its metadata); restoring it \
+             anyway (verify: available)"
+        );
+        return Ok(());
+    }
+    Err(Error::integrity(format!(
+        "{url} has no integrity record: every object of an encrypted backup is written with one, so this one was not \
+         written by the plugin (planted?) or a copy dropped its metadata; it is not restored (set `verify: available` \
+         in the plugin config to restore it with the checks still possible); nothing was written"
+    )))
+}
+
 /// Probes the object and decides its units from its integrity record.
-pub async fn whole(store: &dyn Store, key: &str, chunk: u64, verify: Verify) -> Result<Plan> {
+pub async fn whole(store: &dyn Store, key: &str, chunk: u64, records: Records) -> Result<Plan> {
+    let verify = records.verify;
     let url = store.url(key);
     let first = store.get_range(key, 0..chunk).await?;
     let total = first.total_size;
@@ -48,7 +79,10 @@ pub async fn whole(store: &dyn Store, key: &str, chunk: u64, verify: Verify) -> 
     }
     let (units, whole_crc): (Box<dyn Iterator<Item = Unit> + Send>, _) =
         match Record::parse(first.meta(META_KEY), &url)? {
-            Record::None => (Box::new(chunks(std::iter::once(0..total).collect(), chunk)), None),
+            Record::None => {
+                unrecorded(&url, records)?;
+                (Box::new(chunks(std::iter::once(0..total).collect(), chunk)), None)
+            }
             Record::Single { size, crc } => {
                 if size != total {
                     return Err(Error::integrity(format!("{url} has {total} bytes but was stored with {size}")));
@@ -108,10 +142,19 @@ pub async fn whole(store: &dyn Store, key: &str, chunk: u64, verify: Verify) -> 
 /// before a byte is fetched or written. Subsets are checked for length and
 /// version only: stored CRCs cover whole parts, and fetching whole parts
 /// would defeat a filtered restore.
-pub async fn ranges(store: &dyn Store, key: &str, ranges: Vec<Range<u64>>, chunk: u64) -> Result<Plan> {
+pub async fn ranges(
+    store: &dyn Store,
+    key: &str,
+    ranges: Vec<Range<u64>>,
+    chunk: u64,
+    records: Records,
+) -> Result<Plan> {
     let url = store.url(key);
     let probe = store.get_range(key, 0..1).await?;
     let total = probe.total_size;
+    if Record::parse(probe.meta(META_KEY), &url)? == Record::None {
+        unrecorded(&url, records)?;
+    }
     if let Some((i, r)) = ranges.iter().enumerate().find(|(_, r)| r.end > total) {
         return Err(Error::local(format!(
             "range {} (bytes {}..{}) ends past the end of {url}, which has {total} bytes; nothing was written",
