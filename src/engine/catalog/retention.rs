@@ -240,7 +240,7 @@ pub fn plan(candidates: &[Candidate], rules: &Rules, now: NaiveDateTime) -> Vec<
     for db in &data_series {
         let of_db = |c: &&&Candidate| c.database.as_deref() == Some(*db);
         let Some(oldest) =
-            sorted.iter().filter(of_db).filter(|c| c.holds_data && keep.contains_key(c.timestamp.as_str())).last()
+            sorted.iter().filter(of_db).rfind(|c| c.holds_data && keep.contains_key(c.timestamp.as_str()))
         else {
             continue;
         };
