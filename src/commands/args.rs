@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use crate::config::{MAX_RESTORE_DAYS, RestoreTier, parse_duration};
+use crate::config::{MAX_RESTORE_DAYS, RestoreTier, parse_duration_with_unit};
 use crate::error::Error;
 
 /// Arguments of the setup and cleanup hooks.
@@ -166,7 +166,7 @@ pub enum Command {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_RESTORE_DAYS as i64))]
         days: Option<u32>,
         /// With --wait: give up (exit 1) after this long, e.g. 30m or 12h; restores go on
-        #[arg(long, value_parser = parse_duration, requires = "wait")]
+        #[arg(long, value_parser = parse_duration_with_unit, requires = "wait")]
         timeout: Option<Duration>,
         /// Only report the state; request nothing
         #[arg(long)]
@@ -240,7 +240,7 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
         /// With --wait: give up (exit 1) after this long, e.g. 6h
-        #[arg(long, value_parser = parse_duration, requires = "wait")]
+        #[arg(long, value_parser = parse_duration_with_unit, requires = "wait")]
         timeout: Option<Duration>,
     },
 }
@@ -255,7 +255,7 @@ pub struct ExpireArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_last: Option<u32>,
     /// Keep every backup younger than this, e.g. 30d or 12w (and what they need)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_with_unit)]
     pub older_than: Option<Duration>,
     /// Also keep the newest complete backup of each of the last N days that have one
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -267,7 +267,7 @@ pub struct ExpireArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_monthly: u32,
     /// Never delete an unfinished or incomplete backup younger than this: it may still be running
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_with_unit, default_value = "24h")]
     pub grace: Duration,
     /// Delete what the plan says (without it, only print the plan)
     #[arg(long)]
@@ -300,7 +300,7 @@ pub enum RetentionCommand {
         #[arg(long, value_parser = parse_date, conflicts_with = "by", required_unless_present = "by")]
         until: Option<chrono::DateTime<chrono::Utc>>,
         /// Extend each object's retain-until date by this much, e.g. 30d or 1y
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = parse_duration_with_unit)]
         by: Option<Duration>,
         /// Allow shortening a GOVERNANCE retention (needs s3:BypassGovernanceRetention; logged)
         #[arg(long = "bypass-governance-retention")]

@@ -1,7 +1,8 @@
 //! `backups CFG [--json]`: every backup under the folder, newest first, from
 //! the bucket alone (no history database, no coordinator): whether it is
-//! complete, full or incremental and which full backup it builds on, its
-//! database and sections, size, storage state, lock and compression.
+//! complete and gprestore can restore it ([`catalog::restorable`]), full or
+//! incremental and which full backup it builds on, its database and
+//! sections, size, storage state, lock and compression.
 //!
 //! Read-only (list, get, head). Requests: one listing per 1,000 objects,
 //! then at most two small reads per backup (its config and TOC) and a few
@@ -14,11 +15,11 @@ use serde_json::{Value, json};
 
 use super::Context;
 use super::output::{
-    backup_type, count, date, lock_word, problems, sections, status_word, storage_state_word, storage_word,
+    backup_type, count, date, lock_word, notes, problems, sections, status_word, storage_state_word, storage_word,
 };
 use crate::config::Purpose;
 use crate::engine::catalog::lock::{Lock, Until};
-use crate::engine::catalog::{self, Backup, Catalog};
+use crate::engine::catalog::{self, Backup, Catalog, Verdict};
 use crate::error::{Error, Result};
 use crate::layout;
 
@@ -38,24 +39,20 @@ pub async fn run(config: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Backups whose restore plan names backups missing or not complete.
-type Chains = std::collections::BTreeMap<String, Vec<(String, Option<catalog::Status>)>>;
-
 /// One row's cells.
-fn cells(b: &Backup, chains: &Chains, now: chrono::NaiveDateTime) -> Vec<String> {
-    let mut notes = problems(b);
-    if let Some(gaps) = chains.get(b.timestamp()) {
-        for (ts, status) in gaps {
-            notes.push(match status {
-                None => format!("needs {ts}, which is not in the bucket"),
-                Some(s) => format!("needs {ts}, which is {}", status_word(*s)),
-            });
-        }
+fn cells(b: &Backup, verdict: &Verdict, now: chrono::NaiveDateTime) -> Vec<String> {
+    let mut said = problems(b);
+    for (ts, status) in &verdict.gaps {
+        said.push(match status {
+            None => format!("needs {ts}, which is not in the bucket"),
+            Some(s) => format!("needs {ts}, which is {}", status_word(*s)),
+        });
     }
+    said.extend(notes(b));
     vec![
         b.timestamp().to_string(),
         date(b.timestamp()),
-        status_word(b.status()).to_string(),
+        status_word(verdict.status).to_string(),
         backup_type(b).to_string(),
         b.depends_on().first().cloned().unwrap_or_else(|| "-".to_string()),
         b.config.as_ref().map(|c| c.database_name.clone()).filter(|d| !d.is_empty()).unwrap_or_else(|| "-".into()),
@@ -66,7 +63,7 @@ fn cells(b: &Backup, chains: &Chains, now: chrono::NaiveDateTime) -> Vec<String>
         lock_word(&b.lock, now),
         b.compression().unwrap_or_else(|| "-".to_string()),
         if b.encrypted { "age" } else { "-" }.to_string(),
-        if notes.is_empty() { "-".to_string() } else { notes.join("; ") },
+        if said.is_empty() { "-".to_string() } else { said.join("; ") },
     ]
 }
 
@@ -93,8 +90,8 @@ fn table(catalog: &Catalog, now: chrono::NaiveDateTime, ctx: &Context) -> String
         return format!("no backups under {root}\n");
     }
     let mut rows: Vec<Vec<String>> = vec![HEADERS.iter().map(|h| h.to_string()).collect()];
-    let chains = catalog.broken_chains();
-    rows.extend(catalog.backups.iter().rev().map(|b| cells(b, &chains, now)));
+    let verdicts = catalog.judge();
+    rows.extend(catalog.backups.iter().rev().map(|b| cells(b, &verdicts[b.timestamp()], now)));
     let widths: Vec<usize> =
         (0..HEADERS.len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
@@ -116,6 +113,15 @@ fn table(catalog: &Catalog, now: chrono::NaiveDateTime, ctx: &Context) -> String
         crate::size::human(bytes),
         count(objects as usize, "object"),
     ));
+    let unreadable = with(catalog::Status::Unreadable);
+    if unreadable > 0 {
+        out.push_str(&format!(
+            "{unreadable} {} a config or TOC that cannot be read or parsed: expire never deletes {} (delete_backup \
+             does)\n",
+            if unreadable == 1 { "backup has" } else { "backups have" },
+            if unreadable == 1 { "it" } else { "them" },
+        ));
+    }
     let sealed = with(catalog::Status::Sealed);
     if sealed > 0 {
         out.push_str(&format!(
@@ -132,7 +138,7 @@ fn table(catalog: &Catalog, now: chrono::NaiveDateTime, ctx: &Context) -> String
 }
 
 fn to_json(catalog: &Catalog, now: chrono::NaiveDateTime) -> String {
-    let chains = catalog.broken_chains();
+    let verdicts = catalog.judge();
     let list: Vec<Value> = catalog
         .backups
         .iter()
@@ -145,16 +151,16 @@ fn to_json(catalog: &Catalog, now: chrono::NaiveDateTime) -> String {
                 _ => None,
             };
             let missing: Vec<&str> = b.missing.iter().take(MISSING_SHOWN).map(|m| m.name.as_str()).collect();
-            let absent: Vec<&str> = chains
-                .get(b.timestamp())
-                .map(|gaps| gaps.iter().map(|(ts, _)| ts.as_str()).collect())
-                .unwrap_or_default();
+            let verdict = &verdicts[b.timestamp()];
+            let absent: Vec<&str> = verdict.gaps.iter().map(|(ts, _)| ts.as_str()).collect();
             json!({
                 "timestamp": b.timestamp(),
                 "date": crate::engine::catalog::files::timestamp_date(b.timestamp())
                     .map(|d| d.format("%Y-%m-%dT%H:%M:%S").to_string()),
-                "status": status_word(b.status()),
-                "complete": b.status() == catalog::Status::Complete,
+                "status": status_word(verdict.status),
+                "complete": verdict.status == catalog::Status::Complete,
+                "restorable": verdict.restorable,
+                "holds_data": verdict.holds_data,
                 "type": config.map(|_| backup_type(b)),
                 "full_backup": depends.first(),
                 "depends_on": depends,
@@ -175,6 +181,7 @@ fn to_json(catalog: &Catalog, now: chrono::NaiveDateTime) -> String {
                 },
                 "lock": lock_json(&b.lock, now),
                 "problems": problems(b),
+                "notes": notes(b),
                 "missing": missing,
                 "missing_count": b.missing.len(),
             })

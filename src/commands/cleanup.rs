@@ -46,8 +46,8 @@ pub async fn abort_leftovers(ctx: &Context, prefix: &str, everywhere: bool) -> R
     let mut orphans = 0;
     if everywhere {
         if let Some(open) = ctx.store.open_uploads(prefix).await? {
-            for (key, upload_id) in open {
-                ctx.store.abort_upload(&key, &upload_id).await?;
+            for upload in open {
+                ctx.store.abort_upload(&upload.key, &upload.upload_id).await?;
                 aborted += 1;
             }
         }

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::Context;
-use super::output::{Report, count, problems};
+use super::output::{Report, count, notes, problems};
 use crate::config::Purpose;
 use crate::engine::catalog::history::{self, Row};
 use crate::engine::catalog::{self, Reads};
@@ -18,7 +18,8 @@ use crate::error::Result;
 pub async fn export(config: &Path, db: &Path) -> Result<()> {
     let ctx = Context::open(config, Purpose::Other).await?;
     let catalog = catalog::catalog(&ctx.store, &ctx.config.folder, Reads { report: true, ..ctx.reads() }, None).await?;
-    let rows: Vec<Row> = catalog.backups.iter().filter_map(Row::of).collect();
+    let verdicts = catalog.judge();
+    let rows: Vec<Row> = catalog.backups.iter().filter_map(|b| Row::of(b, &verdicts[b.timestamp()])).collect();
     let done = history::export(db, &rows)?;
     let mut out = Report::new();
     for b in catalog.backups.iter().rev() {
@@ -29,14 +30,19 @@ pub async fn export(config: &Path, db: &Path) -> Result<()> {
                 format!("kept     {ts}: already in the history, left as it is")
             }
             Some(row) => {
+                let verdict = &verdicts[ts];
                 let note = if row.downgraded {
+                    let mut why = problems(b);
+                    why.extend(
+                        verdict.gaps.iter().map(|(need, _)| format!("it needs {need}, which is not restorable")),
+                    );
                     format!(
                         " (its config says Success, but {}: recorded as Failure so that gpbackup --incremental never \
                          builds on it)",
-                        problems(b).join("; ")
+                        why.join("; ")
                     )
                 } else {
-                    String::new()
+                    notes(b).iter().map(|n| format!(" ({n})")).collect()
                 };
                 format!("added    {ts}: status {}{note}", row.text("status").unwrap_or_default())
             }

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use crate::engine::catalog::inspect::{Problem, StorageState, StorageSummary, What};
 use crate::engine::catalog::lock::{Lock, ObjectLockSummary, Until};
-use crate::engine::catalog::{Backup, Status, files};
+use crate::engine::catalog::{Backup, Note, Status, files};
 use crate::store::{RestoreLifetime, Storage};
 
 /// Prints `line` on stdout (redacted) and logs it.
@@ -164,9 +164,25 @@ pub fn status_word(status: Status) -> &'static str {
         Status::Complete => "complete",
         Status::Failed => "failed",
         Status::Incomplete => "incomplete",
+        Status::Unreadable => "unreadable",
         Status::Unfinished => "unfinished",
         Status::Sealed => "encrypted",
     }
+}
+
+/// What a restorable backup lacks that gpbackup writes, and what that
+/// costs.
+pub fn notes(b: &Backup) -> Vec<String> {
+    b.notes
+        .iter()
+        .map(|n| match n {
+            Note::NoPluginConfig => {
+                "no plugin config copy (plugin_config.yaml): restorable, but gpbackup --incremental cannot build on it"
+                    .to_string()
+            }
+            Note::NoStatistics => "no statistics.sql: restorable, but not with gprestore --with-stats".to_string(),
+        })
+        .collect()
 }
 
 /// `full` or `incremental`, `-` without a config.

@@ -2,7 +2,8 @@
 //!
 //! Covers the backup and, for an incremental one, every backup of its
 //! restore plan (gprestore reads their data files too): each must be
-//! complete by gpbackup's rules, and each object sound by its integrity
+//! complete as gprestore reads it ([`crate::engine::catalog::restorable`]),
+//! and each object sound by its integrity
 //! record (see [`crate::engine::catalog::verify`] for what is checked with
 //! and without `--deep`). Reports a line per object and a summary on
 //! stdout, a progress line while it works (redrawn on a terminal, a line
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::Context;
-use super::output::{Report, backup_type, count, problems, status_word, storage};
+use super::output::{Report, backup_type, count, notes, problems, status_word, storage};
 use crate::config::Purpose;
 use crate::engine::catalog::verify::{self, Checked, Flaw, Proof, Sealed};
 use crate::engine::catalog::{self, Backup, Status};
@@ -66,26 +67,31 @@ pub async fn run(config: &Path, timestamp: &str, deep: bool) -> Result<()> {
     }
     let mut thaw = 0usize;
     let mut sealed_backups = 0usize;
+    let verdicts = catalog::restorable::judge(&set);
     for b in &set {
+        let status = verdicts[b.timestamp()].status;
         out.line(&format!(
             "backup {}: {} {}, {} objects, {}",
             b.timestamp(),
             backup_type(b),
-            status_word(b.status()),
+            status_word(status),
             b.found.objects,
             crate::size::human(b.found.bytes)
         ));
-        if b.status() == Status::Sealed {
+        if status == Status::Sealed {
             // Not a problem of the backup's: this host cannot read it.
             sealed_backups += 1;
             for p in problems(b) {
                 out.line(&format!("NOTE     {p}: whether every file of it is there was not checked"));
             }
-        } else if b.status() != Status::Complete {
+        } else if status != Status::Complete {
             problems_found += 1;
             for p in problems(b) {
                 out.line(&format!("PROBLEM  {p}"));
             }
+        }
+        for note in notes(b) {
+            out.line(&format!("NOTE     {note}"));
         }
         for m in &b.missing {
             out.line(&format!("MISSING  {}", m.name));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::values::{Values, parse_duration};
+use super::values::{Values, parse_duration_with_unit};
 use super::vault::OnRetentionLocked;
 
 /// An Object Lock retention mode.
@@ -76,7 +76,8 @@ pub fn parse(values: &mut Values, vault: bool) -> Option<ObjectLock> {
             return None;
         }
     };
-    let period = match period.as_deref().map(|p| (p, parse_duration(p))) {
+    // A unit is needed: `30` was 30 seconds of protection, not 30 days.
+    let period = match period.as_deref().map(|p| (p, parse_duration_with_unit(p))) {
         None => None,
         Some((_, Ok(d))) if d.as_secs() == 0 => {
             values.problem_with("object_lock_retention", "object_lock_retention must be at least one second");

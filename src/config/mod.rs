@@ -34,7 +34,7 @@ pub use cse::ClientEncryption;
 pub use lock::{LockMode, MAX_RETENTION, ObjectLock};
 pub use redact::redact_copy;
 pub use sse::{CustomerKey, Encryption, read_customer_key};
-pub use values::{ARCHIVED_CLASSES, STORAGE_CLASSES, parse_duration};
+pub use values::{ARCHIVED_CLASSES, STORAGE_CLASSES, parse_duration, parse_duration_with_unit};
 pub use vault::{MAX_VAULT_PART_SIZE, MIN_VAULT_PART_SIZE, OnRetentionLocked, Vault};
 
 use file::read_file;

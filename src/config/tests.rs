@@ -1,7 +1,7 @@
 //! Tests of the config file: every option, default and problem message.
 
 use super::options::Purpose;
-use super::values::{parse_duration, parse_tags};
+use super::values::{parse_duration, parse_duration_with_unit, parse_tags};
 use super::*;
 use crate::error::Kind;
 use base64::Engine as _;
@@ -267,6 +267,14 @@ fn durations() {
     for bad in ["", "s", "5x", "m5", "1.5h", "-3s", "99999999999999999999d"] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+    // What an operator types: a bare number was seconds, and is refused.
+    for (text, secs) in [("30d", 2_592_000), ("12h", 43_200), ("90m", 5400), ("2w", 1_209_600), ("0s", 0)] {
+        assert_eq!(parse_duration_with_unit(text).unwrap().as_secs(), secs, "{text}");
+    }
+    for bare in ["30", " 60 ", "0"] {
+        let why = parse_duration_with_unit(bare).unwrap_err();
+        assert!(why.contains("has no unit") && why.contains(&format!("{}d", bare.trim())), "{why}");
+    }
     let with = |k: &str, v: &str| format!("{MINIMAL}  {k}: {v}\n");
     let c = Config::parse(&with("connect_timeout", "3s")).unwrap();
     assert_eq!((c.connect_timeout, c.read_timeout), (Duration::from_secs(3), Duration::from_secs(300)));
@@ -480,7 +488,8 @@ fn object_lock_options_and_their_example() {
         ("  object_lock_mode: governance\n", "needs object_lock_retention"),
         ("  object_lock_retention: 1d\n", "needs object_lock_mode"),
         ("  object_lock_mode: governance\n  object_lock_retention: 11y\n", "at most 10 years"),
-        ("  object_lock_mode: governance\n  object_lock_retention: 0\n", "at least one second"),
+        ("  object_lock_mode: governance\n  object_lock_retention: 0s\n", "at least one second"),
+        ("  object_lock_mode: governance\n  object_lock_retention: 30\n", "has no unit: write 30d"),
         ("  storage: glacier\n  vault: v\n  object_lock_legal_hold: \"true\"\n", "do not apply with storage: glacier"),
         ("  on_retention_locked: later\n", "fail or defer"),
     ] {

@@ -281,6 +281,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(&compact).map_err(|_| bad())
 }
 
+/// A duration that names its unit (`30d`, `12h`, `90m`, `2w`, `45s`): what
+/// an operator types for `expire --older-than` and `--grace`, `retention
+/// extend --by`, the waits of `thaw` and `rebuild-catalog`, and
+/// `object_lock_retention`. A bare number is refused: it was seconds, so
+/// `--older-than 30` kept only the last 30 seconds of backups.
+pub fn parse_duration_with_unit(text: &str) -> Result<Duration, String> {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !compact.is_empty() && compact.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} has no unit: write {compact}d (days), {compact}h, {compact}m or {compact}s"));
+    }
+    parse_duration(text)
+}
+
 /// `k1=v1&k2=v2` (S3's tag set form): at most 10 tags, unique keys of 1-128
 /// and values of 0-256 characters of S3's tag alphabet (letters, digits,
 /// spaces and `_ . : / = + - @`).

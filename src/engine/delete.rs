@@ -23,6 +23,9 @@ pub struct Deleted {
     pub kept: Vec<(String, String)>,
     /// On a versioned bucket: what keeps the deferred versions.
     pub locked: Option<Locked>,
+    /// On a versioned bucket: object versions (and delete markers) left
+    /// for `purge` because Object Lock refused their delete.
+    pub versions_kept: u64,
 }
 
 /// Deletes every object under `prefix` (the caller makes sure it is the
@@ -147,6 +150,7 @@ pub async fn delete_versions_under(
                     log::warn!("{message}; nothing was deleted, the whole of it is kept for `purge`");
                     done.deferred.push(prefix.to_string());
                     done.locked = Some(summary);
+                    done.versions_kept = versions.len() as u64;
                     return Ok(done);
                 }
             }
@@ -171,6 +175,7 @@ pub async fn delete_versions_under(
                     log::warn!("{}; kept for `purge` (on_retention_locked: defer)", refusal.message());
                     store.defer_delete(prefix).await?;
                     done.deferred.push(prefix.to_string());
+                    done.versions_kept = (ids.len() as u64).saturating_sub(done.deleted);
                     return Ok(done);
                 }
             }

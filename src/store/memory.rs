@@ -48,6 +48,7 @@ struct Object {
     metadata: Metadata,
     class: ObjectClass,
     restored: bool,
+    modified: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Default)]
@@ -55,6 +56,8 @@ struct State {
     objects: BTreeMap<String, Object>,
     /// Open uploads: id -> (key, metadata, class, parts by number).
     uploads: HashMap<String, (String, Metadata, ObjectClass, BTreeMap<u32, Bytes>)>,
+    /// When each open upload was started.
+    started: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// Requests so far, by kind.
     counts: HashMap<Op, u64>,
     /// Failures to inject: (kind of request, its 1-based number among
@@ -118,6 +121,20 @@ impl MemoryStore {
         }
     }
 
+    /// Dates the last write of `key` (its LastModified) at `when`.
+    pub fn set_modified(&self, key: &str, when: chrono::DateTime<chrono::Utc>) {
+        if let Some(object) = self.lock().objects.get_mut(key) {
+            object.modified = when;
+        }
+    }
+
+    /// Dates the start of every open upload at `when`.
+    pub fn set_uploads_started(&self, when: chrono::DateTime<chrono::Utc>) {
+        for started in self.lock().started.values_mut() {
+            *started = when;
+        }
+    }
+
     /// The open uploads.
     pub fn open_upload_count(&self) -> usize {
         self.lock().uploads.len()
@@ -161,6 +178,7 @@ impl Store for MemoryStore {
                 metadata: metadata.clone(),
                 class,
                 restored: false,
+                modified: chrono::Utc::now(),
             },
         );
         Ok(())
@@ -175,6 +193,7 @@ impl Store for MemoryStore {
         let mut state = self.request(Op::StartMultipart)?;
         let id = format!("upload-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         state.uploads.insert(id.clone(), (key.to_string(), metadata.clone(), class, BTreeMap::new()));
+        state.started.insert(id.clone(), chrono::Utc::now());
         Ok(Box::new(MemoryUpload { store: self.clone(), id }))
     }
 
@@ -247,7 +266,12 @@ impl Store for MemoryStore {
             .range::<String, _>((std::ops::Bound::Excluded(&after), std::ops::Bound::Unbounded))
             .filter(|(k, _)| k.starts_with(prefix))
             .take(limit + 1)
-            .map(|(k, o)| ObjectMeta { key: k.clone(), size: o.data.len() as u64, cold: self.is_cold(o) })
+            .map(|(k, o)| ObjectMeta {
+                key: k.clone(),
+                size: o.data.len() as u64,
+                cold: self.is_cold(o),
+                last_modified: Some(o.modified),
+            })
             .collect();
         let next = (objects.len() > limit).then(|| {
             objects.truncate(limit);
@@ -267,17 +291,22 @@ impl Store for MemoryStore {
     async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<()> {
         let mut state = self.request(Op::Abort)?;
         state.uploads.remove(upload_id);
+        state.started.remove(upload_id);
         Ok(())
     }
 
-    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<super::OpenUpload>>> {
         let state = self.request(Op::List)?;
         Ok(Some(
             state
                 .uploads
                 .iter()
                 .filter(|(_, (key, ..))| key.starts_with(prefix))
-                .map(|(id, (key, ..))| (key.clone(), id.clone()))
+                .map(|(id, (key, ..))| super::OpenUpload {
+                    key: key.clone(),
+                    upload_id: id.clone(),
+                    initiated: state.started.get(id).copied(),
+                })
                 .collect(),
         ))
     }
@@ -317,15 +346,17 @@ impl MultipartUpload for MemoryUpload {
             data.extend_from_slice(part);
         }
         let data = data.freeze();
-        state
-            .objects
-            .insert(key, Object { full_crc64: crc_fast::crc64_nvme(&data), data, metadata, class, restored: false });
+        state.started.remove(&self.id);
+        let full_crc64 = crc_fast::crc64_nvme(&data);
+        let modified = chrono::Utc::now();
+        state.objects.insert(key, Object { full_crc64, data, metadata, class, restored: false, modified });
         Ok(())
     }
 
     async fn abort(&self) -> Result<()> {
         let mut state = self.store.request(Op::Abort)?;
         state.uploads.remove(&self.id);
+        state.started.remove(&self.id);
         Ok(())
     }
 }

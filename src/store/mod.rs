@@ -47,6 +47,18 @@ pub struct ObjectMeta {
     /// storage class, a vault); `false` means readable now. Ask
     /// [`Store::object_state`] about cold objects.
     pub cold: bool,
+    /// When it was last written, as the service says (a vault archive: its
+    /// catalog entry's). A backup's last activity is its newest object.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A multipart upload not yet completed or aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// When it was started, as the service says.
+    pub initiated: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What an object is to a backup, which decides how it is stored. Commands
@@ -351,9 +363,9 @@ pub trait Store: Send + Sync {
     /// already gone counts as aborted.
     async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()>;
 
-    /// The open uploads (key, upload id) under `prefix`, or `None` when the
-    /// service cannot list them.
-    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>>;
+    /// The open uploads under `prefix`, or `None` when the service cannot
+    /// list them.
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<OpenUpload>>>;
 
     /// How long a restored copy stays readable when `days` are asked for.
     fn restore_lifetime(&self, days: u32) -> RestoreLifetime {

@@ -195,7 +195,7 @@ impl Store for Retrying {
         self.shared.run(&what, || self.inner.abort_upload(key, upload_id)).await
     }
 
-    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<super::OpenUpload>>> {
         let what = format!("list open uploads under {}", self.url(prefix));
         self.shared.run(&what, || self.inner.open_uploads(prefix)).await
     }

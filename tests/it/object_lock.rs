@@ -498,3 +498,84 @@ fn backups_and_expire_show_the_object_lock_of_each_backup(server: Server) {
     let listing = text(&c.run("list_directory", &[], b""));
     assert!(listing.lines().all(|l| l.split('\t').count() == 2), "{listing}");
 }
+
+on_both!(expire_judges_a_backup_by_the_lock_of_every_version);
+/// A backup whose current objects are free while an older version of one
+/// of them is on legal hold: `backups` shows the lock and `expire` keeps
+/// the backup. Only the current versions were looked at: the backup was
+/// planned for deletion, which the hold then refused (or deferred).
+fn expire_judges_a_backup_by_the_lock_of_every_version(server: Server) {
+    let bucket = lock_bucket(&server);
+    let c = cluster(&server, &lock_config(&bucket, &[]));
+    back_up(&c, TS);
+    // The metadata file written again: its first version stays, older.
+    let meta = c.backup_dir("coord/gpseg-1", TS).join(format!("gpbackup_{TS}_metadata.sql"));
+    std::fs::write(&meta, "-- again\n").unwrap();
+    assert_ok(&c.run("backup_file", &[&meta.display().to_string()], b""));
+    let key = c.key(TS, &format!("gpbackup_{TS}_metadata.sql"));
+    let current = head(&server, &bucket, &key, None)
+        .lines()
+        .find_map(|l| l.strip_prefix("x-amz-version-id:").map(|v| v.trim().to_string()))
+        .expect("a version id");
+    let all = versions(&server, &bucket, &key);
+    let old = all
+        .iter()
+        .find(|(k, v, marker)| *k == key && !v.eq_ignore_ascii_case(&current) && !marker)
+        .unwrap_or_else(|| panic!("no older version of {key}: {all:?}"))
+        .1
+        .clone();
+    let body = "<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>ON</Status></LegalHold>";
+    let md5 = {
+        use md5::Digest;
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, md5::Md5::digest(body.as_bytes()))
+    };
+    let out = server.curl(
+        &format!("{bucket}/{key}?legal-hold&versionId={old}"),
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-MD5: {md5}"),
+            "-H",
+            "Content-Type: application/xml",
+            "--data-binary",
+            body,
+        ],
+    );
+    assert!(out.status.success(), "legal hold on {key} version {old}: {}", text(&out));
+
+    let out = c.run("backups", &[], b"");
+    assert_ok(&out);
+    let table = text(&out);
+    let row = table.lines().find(|l| l.starts_with(TS)).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("object lock; 1 on legal hold"), "{table}");
+    let out = c.run("expire", &["--older-than", "1d", "--grace", "0s"], b"");
+    assert_ok(&out);
+    let plan = text(&out);
+    let line = plan.lines().find(|l| l.contains(TS)).unwrap_or_else(|| panic!("{plan}"));
+    assert!(line.starts_with("keep") && line.contains("retention lock"), "{plan}");
+}
+
+on_both!(expire_reports_a_deferred_delete_as_kept_for_purge);
+/// `on_retention_locked: defer` on a versioned bucket whose versions the
+/// service refuses to delete (per-key AccessDenied inside DeleteObjects,
+/// through a proxy): `expire --yes` says the backup is kept for `purge` in
+/// S3's words and does not count it deleted (it said "deleted … 0
+/// objects; 1 archives kept for purge (vault lock)").
+fn expire_reports_a_deferred_delete_as_kept_for_purge(server: Server) {
+    let bucket = versioned_bucket(&server);
+    let c = cluster(&server, &lock_config(&bucket, &[]));
+    back_up(&c, TS);
+    let proxy = FaultProxy::start(&server.endpoint, Faults { deny_delete_keys: true, ..Faults::default() }, 1);
+    let mut options = lock_config(&bucket, &[("on_retention_locked", "defer")]);
+    options.push(("endpoint".to_string(), proxy.endpoint.clone()));
+    let p = same_folder(&server, &c, &options);
+    let out = p.run("expire", &["--older-than", "1d", "--grace", "0s", "--yes"], b"");
+    assert_ok(&out);
+    let report = text(&out);
+    let line =
+        report.lines().find(|l| l.contains(TS) && !l.starts_with("delete ")).unwrap_or_else(|| panic!("{report}"));
+    assert!(line.starts_with("kept for purge") && line.contains("object versions"), "{report}");
+    assert!(!report.contains("vault lock") && !report.contains("archives"), "{report}");
+    assert!(report.contains("expire: 0 deleted, 1 kept for purge"), "{report}");
+}

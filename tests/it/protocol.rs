@@ -430,3 +430,61 @@ fn restore_into_a_closed_pipe_fails_without_hanging() {
     assert!(!out.status.success());
     assert_fails_with(&out, "stdout");
 }
+
+/// One key with a control character in it (anyone with s3:PutObject can
+/// write one) made every listing of its folder fail with an XML parse
+/// error, so that its backup could no longer be listed, expired or
+/// deleted. Listings ask for URL-encoded keys and mend the answers of
+/// servers that send them raw (s3s-fs for objects, moto for versions).
+fn a_key_no_xml_can_hold_breaks_no_listing(server: Server, versioned: Option<String>) {
+    let extra: Vec<(&str, &str)> = versioned.iter().map(|b| ("bucket", b.as_str())).collect();
+    let bucket = versioned.clone().unwrap_or_else(|| server.bucket.clone());
+    let c = Cluster::new(&server, &extra);
+    let seg = c.backup_dir("gpseg0", TS);
+    assert_ok(&c.run("backup_data", &[&seg.join(format!("gpbackup_0_{TS}")).display().to_string()], b"data"));
+    let odd = c.key(TS, &format!("gpbackup_{TS}_odd\u{1}name\u{b}x"));
+    let stray = format!("{}/stray\u{1}key", c.folder);
+    for key in [&odd, &stray] {
+        let path = key.replace('\u{1}', "%01").replace('\u{b}', "%0B");
+        // moto takes a body sent as a form for the form's fields.
+        let binary = ["-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary", "x"];
+        let out = server.curl(&format!("{bucket}/{path}"), &binary);
+        assert!(out.status.success(), "PUT {path}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    let out = c.run("list_directory", &[], b"");
+    assert_ok(&out);
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains(&format!("{}\t1\n", layout_printable(&odd))), "{listing}");
+    assert!(listing.contains(&format!("{}\t1\n", layout_printable(&stray))), "{listing}");
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    for command in [&["backups"][..], &["expire", "--keep-last", "1"]] {
+        let out = c.run(command[0], &command[1..], b"");
+        assert_ok(&out);
+    }
+    assert_ok(&c.run("delete_backup", &[TS], b""));
+    let listing = String::from_utf8(c.run("list_directory", &[], b"").stdout).unwrap();
+    assert_eq!(listing, format!("{}\t1\n", layout_printable(&stray)));
+}
+
+/// `\xNN` for each control character, as listings print keys.
+fn layout_printable(key: &str) -> String {
+    key.chars().map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() }).collect()
+}
+
+#[test]
+fn a_key_no_xml_can_hold_breaks_no_listing_on_s3s_fs() {
+    a_key_no_xml_can_hold_breaks_no_listing(Server::start(), None);
+}
+
+#[test]
+fn a_key_no_xml_can_hold_breaks_no_listing_on_moto() {
+    a_key_no_xml_can_hold_breaks_no_listing(Server::start_moto(), None);
+}
+
+#[test]
+fn a_key_no_xml_can_hold_breaks_no_version_listing_on_moto() {
+    let server = Server::start_moto();
+    let bucket = crate::object_lock::versioned_bucket(&server);
+    a_key_no_xml_can_hold_breaks_no_listing(server, Some(bucket));
+}

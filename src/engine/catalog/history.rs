@@ -17,7 +17,8 @@ use std::path::Path;
 use rusqlite::{Connection, params_from_iter};
 
 use super::files::BackupConfig;
-use super::inspect::{Backup, Status};
+use super::inspect::Backup;
+use super::restorable::Verdict;
 use crate::error::{Error, Result};
 
 /// gpbackup's `CREATE TABLE` statements, in its order.
@@ -98,14 +99,16 @@ pub struct Row {
     pub lists: Vec<(&'static str, String)>,
     /// (restore_plan_timestamp, table FQNs) in plan order.
     pub plan: Vec<(String, Vec<String>)>,
-    /// The config says `Success` but files are missing: written `Failure`,
-    /// so that `gpbackup --incremental` never builds on it.
+    /// The config says `Success` but gprestore could not restore it (files
+    /// missing, or a backup its restore plan names): written `Failure`, so
+    /// that `gpbackup --incremental` never builds on it.
     pub downgraded: bool,
 }
 
 impl Row {
-    /// The rows of a backup, `None` without a readable config.
-    pub fn of(backup: &Backup) -> Option<Row> {
+    /// The rows of a backup, `None` without a readable config; `verdict`:
+    /// whether gprestore can restore it ([`super::restorable::judge`]).
+    pub fn of(backup: &Backup, verdict: &Verdict) -> Option<Row> {
         let c: &BackupConfig = backup.config.as_ref()?;
         let mut status = if c.status.is_empty() {
             backup
@@ -117,7 +120,7 @@ impl Row {
         } else {
             c.status.clone()
         };
-        let downgraded = status == "Success" && backup.status() != Status::Complete;
+        let downgraded = status == "Success" && !verdict.restorable;
         if downgraded {
             status = "Failure".to_string();
         }
@@ -341,7 +344,8 @@ mod tests {
         broken.put(&memory).await;
         let store: Arc<dyn Store> = Arc::new(memory);
         let catalog = catalog(&store, FOLDER, Reads { report: true, ..Reads::default() }, None).await.unwrap();
-        let rows: Vec<Row> = catalog.backups.iter().filter_map(Row::of).collect();
+        let verdicts = catalog.judge();
+        let rows: Vec<Row> = catalog.backups.iter().filter_map(|b| Row::of(b, &verdicts[b.timestamp()])).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gpbackup_history.db");
         let first = export(&path, &rows).unwrap();

@@ -1,11 +1,8 @@
 //! What a backup is, from its listing and at most three small reads: its
 //! config (`gpbackup_<TS>_config.yaml`), its coordinator TOC (for the data
 //! files every segment must have) and, when asked, its report (the real end
-//! time); plus the state of a few of its cold objects. Completeness follows
-//! gpbackup's own rules (see the research notes in the README's disaster
-//! recovery section): config, report, metadata, TOC (and statistics,
-//! plugin config) present, the recorded status `Success`, and every
-//! segment's data files as the TOC and the config say.
+//! time); plus the state of a few of its cold objects. Whether gprestore
+//! can restore it is judged in [`super::restorable`] from what is read here.
 //!
 //! An encrypted backup's coordinator files are age files: they are read
 //! with the config's identity. Without one (a host with the public keys
@@ -63,13 +60,19 @@ pub enum Problem {
     Sealed { file: CoordinatorFile, why: String },
 }
 
+/// A backup's own state (its restore plan aside: see
+/// [`super::restorable::judge`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Every file gprestore reads is there, and gpbackup recorded success.
     Complete,
     /// Finished, with a recorded status other than `Success`.
     Failed,
-    /// Finished (its config is there), but files are missing or unreadable.
+    /// Finished (its config is there), but a file gprestore reads is missing.
     Incomplete,
+    /// Its config or TOC is there but cannot be read or parsed: nothing is
+    /// known of its completeness.
+    Unreadable,
     /// No config: still running, or killed.
     Unfinished,
     /// Encrypted, and its config cannot be read here (no private key).
@@ -109,7 +112,10 @@ pub struct Backup {
     pub report: Option<Report>,
     /// The coordinator TOC's data entries, when read.
     pub toc: Option<Vec<TocEntry>>,
+    /// Files gprestore reads that the listing does not show.
     pub missing: Vec<Missing>,
+    /// Files gpbackup writes that a restore does without, and are not there.
+    pub notes: Vec<super::restorable::Note>,
     pub problems: Vec<Problem>,
     pub storage: StorageSummary,
     pub lock: Lock,
@@ -123,17 +129,7 @@ impl Backup {
     }
 
     pub fn status(&self) -> Status {
-        if !self.found.has(CoordinatorFile::Config) {
-            Status::Unfinished
-        } else if self.problems.iter().any(|p| matches!(p, Problem::Sealed { .. })) {
-            Status::Sealed
-        } else if self.problems.iter().any(|p| matches!(p, Problem::Status(_))) {
-            Status::Failed
-        } else if self.missing.is_empty() && self.problems.is_empty() {
-            Status::Complete
-        } else {
-            Status::Incomplete
-        }
+        super::restorable::status(self)
     }
 
     /// The earlier backups this one's restore reads (incremental backups).
@@ -245,13 +241,13 @@ pub async fn inspect(store: &Arc<dyn Store>, found: Found, reads: Reads<'_>) -> 
     {
         problems.push(Problem::Status(if c.status.is_empty() { "none".to_string() } else { c.status.clone() }));
     }
-    let missing = match &config {
-        Some(c) => completeness(&found, c, toc.as_deref()),
-        None => Vec::new(),
+    let (missing, notes) = match &config {
+        Some(c) => super::restorable::completeness(&found, c, toc.as_deref()),
+        None => (Vec::new(), Vec::new()),
     };
     let storage = storage(store, &found).await?;
     log::debug!("catalog: backup {ts}: {} objects, {} missing", found.objects, missing.len());
-    Ok(Backup { found, config, report, toc, missing, problems, storage, lock: Lock::None, encrypted })
+    Ok(Backup { found, config, report, toc, missing, notes, problems, storage, lock: Lock::None, encrypted })
 }
 
 /// What reading a coordinator file gave.
@@ -344,92 +340,6 @@ impl std::io::Write for Collected {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// The files gpbackup's rules say the backup must have and the listing
-/// does not show (see the module doc).
-pub fn completeness(found: &Found, config: &BackupConfig, toc: Option<&[TocEntry]>) -> Vec<Missing> {
-    let ts = &found.timestamp;
-    let mut missing = Vec::new();
-    let mut need =
-        vec![CoordinatorFile::Config, CoordinatorFile::Report, CoordinatorFile::Metadata, CoordinatorFile::Toc];
-    if config.with_statistics {
-        need.push(CoordinatorFile::Statistics);
-    }
-    if !config.plugin.is_empty() {
-        need.push(CoordinatorFile::PluginConfig);
-    }
-    for file in need {
-        if !found.has(file) {
-            missing.push(Missing { name: file.name(ts), what: What::Coordinator(file) });
-        }
-    }
-    if config.metadata_only {
-        return missing;
-    }
-    let ext = config.data_extension();
-    // Segments: as recorded, else (gpbackup before 1.26) as many as the
-    // listing shows.
-    let segments: Vec<i32> = match config.segment_count {
-        Some(n) => (0..n as i32).collect(),
-        None => found
-            .tables
-            .keys()
-            .chain(&found.single)
-            .chain(&found.segment_tocs)
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-    };
-    if config.single_data_file {
-        // No data at all (an incremental with no changes) means no files.
-        let has_data = toc.map_or(!found.single.is_empty(), |entries| !entries.is_empty());
-        if has_data {
-            for &content in &segments {
-                if !found.single.contains(&content) {
-                    missing.push(Missing {
-                        name: format!("gpbackup_{content}_{ts}{ext}"),
-                        what: What::SegmentData { content },
-                    });
-                }
-                if !found.segment_tocs.contains(&content) {
-                    missing.push(Missing {
-                        name: format!("gpbackup_{content}_{ts}_toc.yaml"),
-                        what: What::SegmentToc { content },
-                    });
-                }
-            }
-        }
-        return missing;
-    }
-    // Multi-data-file: every table of the TOC on every segment; without a
-    // readable TOC, every table any segment has.
-    let tables: Vec<(u32, String)> = match toc {
-        Some(entries) => entries.iter().map(|e| (e.oid, e.fqn())).collect(),
-        None => found
-            .tables
-            .values()
-            .flatten()
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .map(|oid| (oid, format!("OID {oid}")))
-            .collect(),
-    };
-    let none = BTreeSet::new();
-    for &content in &segments {
-        let present = found.tables.get(&content).unwrap_or(&none);
-        for (oid, table) in &tables {
-            if !present.contains(oid) {
-                missing.push(Missing {
-                    name: format!("gpbackup_{content}_{ts}_{oid}{ext}"),
-                    what: What::Table { content, table: table.clone() },
-                });
-            }
-        }
-    }
-    missing
 }
 
 /// The state of the backup's cold objects, from its sample.

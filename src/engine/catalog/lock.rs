@@ -47,8 +47,9 @@ pub struct ObjectLockSummary {
     /// it); `Forever` when only legal holds lock it.
     pub until: Until,
     pub legal_holds: usize,
-    /// Objects with neither a retention nor a legal hold.
+    /// Object versions with neither a retention nor a legal hold.
     pub unlocked: usize,
+    /// Object versions looked at (a delete removes every version).
     pub objects: usize,
 }
 

@@ -6,8 +6,10 @@
 //!
 //! - [`scan`]: one listing of `<folder>/backups/` into per-backup summaries;
 //! - [`files`]: gpbackup's config, report and TOC, read as untrusted YAML;
-//! - [`inspect`]: a backup's description and completeness (at most three
-//!   small reads per backup, plus a few lookups of its cold objects);
+//! - [`inspect`]: a backup's description (at most three small reads per
+//!   backup, plus a few lookups of its cold objects);
+//! - [`restorable`]: whether gprestore can restore it, the one judgement
+//!   every command shares;
 //! - [`lock`]: retention locks (a Glacier Vault Lock, S3 Object Lock);
 //! - [`object_lock`]: each backup's S3 Object Lock, from its objects;
 //! - [`retention`]: what `expire` keeps and deletes;
@@ -25,6 +27,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::Result;
 use crate::store::Store;
 
@@ -33,15 +37,19 @@ pub mod history;
 pub mod inspect;
 pub mod lock;
 pub mod object_lock;
+pub mod restorable;
 pub mod retention;
 pub mod scan;
 pub mod verify;
 
 #[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use inspect::{Backup, Reads, Status};
 use lock::VaultRetention;
+pub use restorable::{Note, Verdict};
 
 /// Every backup of a folder, described, oldest first.
 #[derive(Debug)]
@@ -56,25 +64,15 @@ impl Catalog {
         self.backups.iter().find(|b| b.timestamp() == ts)
     }
 
+    /// Whether gprestore can restore each backup ([`restorable::judge`]).
+    pub fn judge(&self) -> BTreeMap<String, Verdict> {
+        restorable::judge(&self.backups)
+    }
+
     /// For each incremental backup, the backups of its restore plan that are
     /// not in the bucket or not complete (a restore of it would fail).
     pub fn broken_chains(&self) -> BTreeMap<String, Vec<(String, Option<Status>)>> {
-        let status: BTreeMap<&str, Status> = self.backups.iter().map(|b| (b.timestamp(), b.status())).collect();
-        let mut out = BTreeMap::new();
-        for b in &self.backups {
-            let gaps: Vec<(String, Option<Status>)> = b
-                .depends_on()
-                .into_iter()
-                .filter_map(|ts| match status.get(ts.as_str()).copied() {
-                    Some(Status::Complete) => None,
-                    other => Some((ts, other)),
-                })
-                .collect();
-            if !gaps.is_empty() {
-                out.insert(b.timestamp().to_string(), gaps);
-            }
-        }
-        out
+        self.judge().into_iter().filter(|(_, v)| !v.gaps.is_empty()).map(|(ts, v)| (ts, v.gaps)).collect()
     }
 }
 
@@ -125,6 +123,38 @@ pub async fn backup_set(
         out.push(backup);
     }
     Ok((out, absent))
+}
+
+/// When each backup of `catalog` was last written: its newest object's
+/// LastModified and, where the service lists them, the start of any open
+/// upload under it. Uploads are listed (one listing of `root`, the folder's
+/// `backups/`) only when a backup is not complete, the only ones judged by
+/// their last write; a listing that fails is returned beside the rest.
+pub async fn last_activity(
+    store: &Arc<dyn Store>,
+    catalog: &Catalog,
+    root: &str,
+) -> Result<(BTreeMap<String, DateTime<Utc>>, Option<crate::error::Error>)> {
+    let mut activity: BTreeMap<String, DateTime<Utc>> =
+        catalog.backups.iter().filter_map(|b| Some((b.timestamp().to_string(), b.found.last_modified?))).collect();
+    if !catalog.backups.iter().any(|b| matches!(b.status(), Status::Unfinished | Status::Incomplete)) {
+        return Ok((activity, None));
+    }
+    match store.open_uploads(root).await {
+        Ok(Some(uploads)) => {
+            for upload in uploads {
+                let owner = catalog.backups.iter().find(|b| upload.key.starts_with(&b.found.prefix));
+                if let (Some(b), Some(at)) = (owner, upload.initiated) {
+                    let entry = activity.entry(b.timestamp().to_string()).or_insert(at);
+                    *entry = (*entry).max(at);
+                }
+            }
+        }
+        // The service cannot list them (s3s-fs): the newest object counts.
+        Ok(None) => {}
+        Err(e) => return Ok((activity, Some(e))),
+    }
+    Ok((activity, None))
 }
 
 /// Whether a backup has objects a vault lock could hold: with

@@ -1,8 +1,10 @@
 //! S3 Object Lock of each backup in a catalog, for `backups` and `expire`:
-//! on a bucket with Object Lock enabled, the lock of every current object of
-//! every backup (one listing and one HeadObject per object), summarised as
-//! the mode(s), the earliest and latest retain-until dates, and how many
-//! objects are on legal hold or not locked at all. A bucket without Object
+//! on a bucket with Object Lock enabled, the lock of every version of every
+//! object of every backup (one version listing per backup and one
+//! HeadObject per version: a delete removes every version, and an older
+//! one may be locked while the current one is not), summarised as the
+//! mode(s), the earliest and latest retain-until dates, and how many
+//! versions are on legal hold or not locked at all. A bucket without Object
 //! Lock costs one or two bucket-level requests and nothing per backup.
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::lock::{Lock, ObjectLockSummary, Until};
 use super::{Backup, Catalog};
 use crate::config::LockMode;
-use crate::error::Result;
+use crate::error::{Kind, Result};
 use crate::store::{LockState, Store, paging};
 
 /// Lookups in flight at once.
@@ -40,16 +42,23 @@ pub async fn fill(store: &Arc<dyn Store>, catalog: &mut Catalog) -> Result<()> {
     Ok(())
 }
 
-/// The lock of every current object of `backup`; `None` when none of them
-/// has a retention or a legal hold.
+/// The lock of every version of every object of `backup`; `None` when
+/// none of them has a retention or a legal hold.
 async fn of_backup(store: &Arc<dyn Store>, backup: &Backup) -> Result<Option<ObjectLockSummary>> {
-    let keys = paging::keys(&**store, &backup.found.prefix).await?;
-    let states: Vec<LockState> = futures::stream::iter(keys)
-        .map(|key| async move { store.lock_state(&key, None).await })
+    let versions = paging::versions(&**store, &backup.found.prefix).await?;
+    let states: Vec<Option<LockState>> = futures::stream::iter(versions.into_iter().filter(|v| !v.delete_marker))
+        .map(|v| async move {
+            match store.lock_state(&v.key, Some(&v.version_id)).await {
+                Ok(state) => Ok(Some(state)),
+                // Deleted since the listing: nothing of it to keep.
+                Err(e) if e.is(Kind::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
-    Ok(summarise(&states))
+    Ok(summarise(&states.into_iter().flatten().collect::<Vec<_>>()))
 }
 
 fn local(time: DateTime<Utc>) -> NaiveDateTime {

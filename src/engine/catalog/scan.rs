@@ -128,6 +128,8 @@ pub struct Found {
     pub cold: u64,
     /// Up to [`SAMPLE`] of the cold keys, spread evenly over them.
     pub cold_sample: Vec<String>,
+    /// The newest LastModified of its objects: when it was last written.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
     cold_stride: u64,
     /// Every object, when kept ([`scan_backup`]).
     pub listing: Vec<ObjectMeta>,
@@ -141,6 +143,7 @@ impl Found {
     fn add(&mut self, object: &ObjectMeta, name: &str) {
         self.objects += 1;
         self.bytes += object.size;
+        self.last_modified = self.last_modified.max(object.last_modified);
         if object.cold {
             // Systematic sampling: every stride-th cold key; when the
             // sample overflows, every other one goes and the stride doubles.
@@ -299,7 +302,7 @@ mod tests {
     fn cold_samples_spread_over_the_keys() {
         let mut found = Found::new(TS, String::new());
         for i in 0..1000 {
-            found.add(&ObjectMeta { key: format!("k{i:04}"), size: 1, cold: true }, "x");
+            found.add(&ObjectMeta { key: format!("k{i:04}"), size: 1, cold: true, last_modified: None }, "x");
         }
         assert!(found.cold_sample.len() <= SAMPLE && found.cold_sample.len() >= SAMPLE / 2, "{:?}", found.cold_sample);
         assert_eq!(found.cold_sample[0], "k0000");

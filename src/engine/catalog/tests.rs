@@ -1,6 +1,6 @@
 //! The catalog against the in-memory store: backups laid out as gpbackup
-//! and the plugin lay them out, then listed, inspected, planned for expiry
-//! and verified.
+//! and the plugin lay them out, then listed, inspected, judged and
+//! verified (the expiry plan's own tests are in `plan_tests.rs`).
 
 use std::sync::Arc;
 
@@ -8,8 +8,6 @@ use bytes::Bytes;
 use chrono::NaiveDateTime;
 
 use super::inspect::{Missing, Problem, StorageState, What};
-use super::lock::{Lock, Until};
-use super::retention::{Candidate, Decision, Expired, Guard, Keep, Rules, plan};
 use super::scan::CoordinatorFile;
 use super::verify::{Flaw, Proof, checked_objects, verify};
 use super::*;
@@ -142,7 +140,7 @@ async fn laid_out(specs: &[Spec]) -> (MemoryStore, Arc<dyn Store>) {
     (memory, store)
 }
 
-fn date(ts: &str) -> NaiveDateTime {
+pub(crate) fn date(ts: &str) -> NaiveDateTime {
     files::timestamp_date(ts).unwrap()
 }
 
@@ -195,7 +193,7 @@ async fn single_data_file_metadata_only_and_unreadable_configs() {
     let b = &catalog.backups;
     assert_eq!(b[0].missing.iter().map(|m| m.what.clone()).collect::<Vec<_>>(), vec![What::SegmentToc { content: 1 }]);
     assert_eq!(b[1].status(), Status::Complete, "{:?}", b[1].missing);
-    assert_eq!(b[2].status(), Status::Incomplete);
+    assert_eq!(b[2].status(), Status::Unreadable);
     match &b[2].problems[..] {
         [Problem::Unreadable { file: CoordinatorFile::Config, why }] => assert!(!why.contains("c2VjcmV0"), "{why}"),
         other => panic!("{other:?}"),
@@ -224,105 +222,6 @@ async fn chains_name_their_missing_links() {
     let (set, absent) = backup_set(&store, FOLDER, i2, Reads::default(), None).await.unwrap();
     assert_eq!(set.iter().map(|b| b.timestamp()).collect::<Vec<_>>(), vec![i2, i1]);
     assert_eq!(absent, vec![full]);
-}
-
-fn candidate(ts: &str, status: Status, needs: &[&str]) -> Candidate {
-    Candidate {
-        timestamp: ts.to_string(),
-        date: files::timestamp_date(ts),
-        status,
-        needs: needs.iter().map(|s| s.to_string()).collect(),
-        lock: Lock::None,
-    }
-}
-
-fn decisions(planned: &[retention::Planned]) -> Vec<(String, bool)> {
-    planned.iter().map(|p| (p.timestamp[..8].to_string(), p.deleted())).collect()
-}
-
-#[test]
-fn expiry_never_orphans_an_incremental_and_keeps_the_newest() {
-    use Status::*;
-    // Two chains: full 01 + incrementals 02, 03; full 04 + incremental 05.
-    let c = vec![
-        candidate("20240101000000", Complete, &[]),
-        candidate("20240102000000", Complete, &["20240101000000"]),
-        candidate("20240103000000", Complete, &["20240101000000", "20240102000000"]),
-        candidate("20240104000000", Complete, &[]),
-        candidate("20240105000000", Complete, &["20240104000000"]),
-    ];
-    let now = date("20240301000000");
-    let keep_last = |n| Rules { keep_last: Some(n), grace: std::time::Duration::from_secs(86400), ..Rules::default() };
-    let p = plan(&c, &keep_last(1), now);
-    let want = |s: &[(&str, bool)]| s.iter().map(|(t, d)| (t.to_string(), *d)).collect::<Vec<_>>();
-    assert_eq!(
-        decisions(&p),
-        want(&[("20240105", false), ("20240104", false), ("20240103", true), ("20240102", true), ("20240101", true)])
-    );
-    assert_eq!(p[1].decision, Decision::Keep(vec![Keep::NeededBy("20240105000000".into())]));
-    assert_eq!(p[0].decision, Decision::Keep(vec![Keep::Newest, Keep::Last]));
-    // Keeping the three newest keeps the whole chain of the third.
-    let p = plan(&c, &keep_last(3), now);
-    assert!(p.iter().all(|p| !p.deleted()), "{p:?}");
-    // Older than 30 days: all are, but the newest complete one and its full stay.
-    let older = Rules { older_than: Some(std::time::Duration::from_secs(30 * 86400)), ..keep_last(0) };
-    let p = plan(&c, &Rules { keep_last: None, ..older }, now);
-    assert_eq!(p.iter().filter(|p| !p.deleted()).count(), 2);
-}
-
-#[test]
-fn expiry_respects_grace_locks_and_periods() {
-    use Status::*;
-    let now = date("20240310120000");
-    let mut locked = candidate("20240301000000", Complete, &[]);
-    locked.lock = Lock::Vault { state: "Locked".into(), until: Until::At(date("20240401000000")) };
-    let c = vec![
-        candidate("20240310110000", Unfinished, &[]),
-        // Config uploaded, report not yet: still running too.
-        candidate("20240310100000", Incomplete, &[]),
-        // A recorded failure has ended, grace or not.
-        candidate("20240310090000", Failed, &[]),
-        candidate("20240308000000", Unfinished, &[]),
-        candidate("20240309000000", Failed, &[]),
-        candidate("20240307000000", Incomplete, &[]),
-        candidate("20240306000000", Complete, &[]),
-        candidate("20240306120000", Complete, &[]),
-        candidate("20240305000000", Complete, &["20240220000000"]),
-        candidate("20240229000000", Complete, &[]),
-        locked,
-        candidate("99999812345678", Complete, &[]),
-    ];
-    let rules = Rules {
-        keep_last: Some(1),
-        keep_daily: 2,
-        keep_monthly: 2,
-        grace: std::time::Duration::from_secs(86400),
-        ..Rules::default()
-    };
-    let p = plan(&c, &rules, now);
-    let get = |ts: &str| p.iter().find(|p| p.timestamp == ts).unwrap();
-    assert_eq!(get("20240310110000").decision, Decision::Keep(vec![Keep::Running]));
-    assert_eq!(get("20240310100000").decision, Decision::Keep(vec![Keep::Running]));
-    assert_eq!(get("20240310090000").decision, Decision::Delete(Expired::Failed));
-    assert_eq!(get("20240308000000").decision, Decision::Delete(Expired::Unfinished));
-    assert_eq!(get("20240309000000").decision, Decision::Delete(Expired::Failed));
-    assert_eq!(get("20240307000000").decision, Decision::Delete(Expired::Incomplete));
-    // Newest complete is 06 12:00: newest, last, daily, monthly. 06 00:00 is the same day.
-    assert_eq!(get("20240306000000").decision, Decision::Delete(Expired::NotKept));
-    assert_eq!(get("20240305000000").decision, Decision::Keep(vec![Keep::Daily]));
-    assert_eq!(get("20240305000000").absent_needs, vec!["20240220000000"]);
-    assert_eq!(get("20240229000000").decision, Decision::Keep(vec![Keep::Monthly]));
-    assert_eq!(get("20240301000000").decision, Decision::Keep(vec![Keep::Locked(Until::At(date("20240401000000")))]));
-    assert_eq!(get("99999812345678").decision, Decision::Keep(vec![Keep::NotADate]));
-    assert_eq!(p[0].timestamp, "99999812345678", "newest first");
-}
-
-#[test]
-fn a_failed_delete_protects_what_it_needs() {
-    let mut guard = Guard::default();
-    guard.failed("20240103000000", &["20240101000000".into(), "20240102000000".into()]);
-    assert_eq!(guard.blocked("20240101000000"), Some("20240103000000"));
-    assert_eq!(guard.blocked("20240104000000"), None);
 }
 
 const SMALL: Transfer = Transfer { part_size: 5 << 20, concurrency: 3, verify: crate::config::Verify::Strict };
@@ -396,4 +295,61 @@ async fn archived_objects_need_thaw_and_missing_manifests_are_damage() {
     let catalog = catalog(&store, FOLDER, Reads::default(), None).await.unwrap();
     let storage = &catalog.backups[0].storage;
     assert_eq!((storage.state.clone(), storage.cold, storage.sampled), (StorageState::Archived, 4, 4));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn restorable_means_what_gprestore_reads() {
+    let (full, no_copy, bad_toc, incr, orphan, meta) =
+        ("20240301010101", "20240302010101", "20240303010101", "20240304010101", "20240305010101", "20240306010101");
+    let mut without_copy = Spec::full(no_copy);
+    without_copy.without.push(format!("gpbackup_{no_copy}_plugin_config.yaml"));
+    // An incremental with no changed table reads its data from the full one.
+    let unchanged = Spec { oids: Vec::new(), ..Spec::incremental(incr, &[full]) };
+    let (memory, store) = laid_out(&[
+        Spec::full(full),
+        without_copy,
+        Spec::full(bad_toc),
+        unchanged,
+        Spec::incremental(orphan, &["20240201010101"]),
+        Spec { metadata_only: true, ..Spec::full(meta) },
+    ])
+    .await;
+    let key = layout::backup_prefix(FOLDER, bad_toc).unwrap() + &format!("gpbackup_{bad_toc}_toc.yaml");
+    memory.overwrite(&key, Bytes::from(format!("dataentries: {}", "[".repeat(100))));
+    let catalog = catalog(&store, FOLDER, Reads::default(), None).await.unwrap();
+    let v = catalog.judge();
+    let b = |ts: &str| catalog.get(ts).unwrap();
+    assert!(v[full].restorable && v[full].holds_data && b(full).notes.is_empty());
+    assert_eq!((v[no_copy].status, v[no_copy].restorable), (Status::Complete, true));
+    assert_eq!(b(no_copy).notes, vec![Note::NoPluginConfig]);
+    assert_eq!((v[bad_toc].status, v[bad_toc].restorable), (Status::Unreadable, false));
+    assert!(v[incr].restorable && v[incr].holds_data, "{:?}", v[incr]);
+    assert_eq!((v[orphan].status, v[orphan].restorable), (Status::Complete, false));
+    assert_eq!(v[orphan].gaps, vec![("20240201010101".to_string(), None)]);
+    assert!(v[meta].restorable && !v[meta].holds_data);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_last_write_counts_open_uploads() {
+    let (busy, idle) = ("20240301010101", "20240302010101");
+    let mut specs = Vec::new();
+    for ts in [busy, idle] {
+        let mut s = Spec::full(ts);
+        s.without.extend([format!("gpbackup_{ts}_config.yaml"), format!("gpbackup_{ts}_report")]);
+        specs.push(s);
+    }
+    let (memory, store) = laid_out(&specs).await;
+    let old = chrono::Utc::now() - chrono::Duration::days(3);
+    for key in memory.keys() {
+        memory.set_modified(&key, old);
+    }
+    let prefix = layout::backup_prefix(FOLDER, busy).unwrap();
+    let key = format!("{prefix}gpbackup_0_{busy}_16386.gz");
+    let _open = store.start_multipart(&key, &Vec::new(), ObjectClass::Payload).await.unwrap();
+    let catalog = catalog(&store, FOLDER, Reads::default(), None).await.unwrap();
+    let root = format!("{}backups/", layout::folder_prefix(FOLDER));
+    let (activity, unlisted) = last_activity(&store, &catalog, &root).await.unwrap();
+    assert!(unlisted.is_none());
+    assert_eq!(activity[idle], old);
+    assert!(activity[busy] > chrono::Utc::now() - chrono::Duration::minutes(1), "{activity:?}");
 }

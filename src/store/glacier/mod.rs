@@ -317,6 +317,8 @@ impl Store for GlacierStore {
                             key: key.clone(),
                             size: entry.size,
                             cold: entry.archive_id.is_some(),
+                            // The entry is written once its archive is stored.
+                            last_modified: object.last_modified,
                         });
                     }
                     vault.remember(&key, entry);
@@ -347,9 +349,9 @@ impl Store for GlacierStore {
         }
     }
 
-    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
-        let mut uploads: Vec<(String, String)> =
-            self.0.vault_uploads().await?.into_iter().filter(|(key, _)| key.starts_with(prefix)).collect();
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<crate::store::OpenUpload>>> {
+        let mut uploads: Vec<crate::store::OpenUpload> =
+            self.0.vault_uploads().await?.into_iter().filter(|u| u.key.starts_with(prefix)).collect();
         if let Some(bucket) = self.0.bucket.open_uploads(prefix).await? {
             uploads.extend(bucket);
         }

@@ -108,8 +108,8 @@ impl Vault {
             .await
     }
 
-    /// Open multipart uploads of this plugin: (key, upload id).
-    pub(super) async fn vault_uploads(&self) -> Result<Vec<(String, String)>> {
+    /// Open multipart uploads of this plugin.
+    pub(super) async fn vault_uploads(&self) -> Result<Vec<crate::store::OpenUpload>> {
         paging::collect(|marker: Option<String>| async move {
             let out = self
                 .retry
@@ -126,7 +126,14 @@ impl Vault {
                 .iter()
                 .filter_map(|upload| {
                     let described = upload.archive_description().and_then(catalog::parse_description)?;
-                    Some((described.key, upload.multipart_upload_id()?.to_string()))
+                    Some(crate::store::OpenUpload {
+                        key: described.key,
+                        upload_id: upload.multipart_upload_id()?.to_string(),
+                        initiated: upload
+                            .creation_date()
+                            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+                            .map(|d| d.with_timezone(&chrono::Utc)),
+                    })
                 })
                 .collect();
             Ok((uploads, out.marker().filter(|m| !m.is_empty()).map(str::to_string)))

@@ -261,18 +261,23 @@ impl S3Store {
             .prefix(prefix)
             .set_key_marker(key_marker)
             .set_version_id_marker(id_marker.filter(|m| !m.is_empty()))
+            .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+            .customize()
+            .interceptor(super::keys::MendRawKeys)
             .send()
             .await
             .map_err(|e| classify("list the versions under", &self.url(prefix), e))?;
         if out.name() != Some(self.bucket.as_str()) {
             return Err(not_s3(&self.server, "list the versions under", &self.url(prefix)));
         }
+        let encoded = out.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
+        let key = |k: &str| super::keys::decode(k, encoded);
         let mut versions: Vec<ObjectVersion> = out
             .versions()
             .iter()
             .filter_map(|v| {
                 Some(ObjectVersion {
-                    key: v.key()?.to_string(),
+                    key: key(v.key()?),
                     version_id: v.version_id().unwrap_or("null").to_string(),
                     delete_marker: false,
                     latest: v.is_latest() == Some(true),
@@ -280,7 +285,7 @@ impl S3Store {
             })
             .chain(out.delete_markers().iter().filter_map(|m| {
                 Some(ObjectVersion {
-                    key: m.key()?.to_string(),
+                    key: key(m.key()?),
                     version_id: m.version_id().unwrap_or("null").to_string(),
                     delete_marker: true,
                     latest: m.is_latest() == Some(true),
@@ -297,7 +302,7 @@ impl S3Store {
             )));
         }
         let next = if out.is_truncated() == Some(true) {
-            let key = out.next_key_marker().map(str::to_string).ok_or_else(|| {
+            let key = out.next_key_marker().map(key).ok_or_else(|| {
                 Error::service(format!("list the versions under {}: truncated without a key marker", self.url(prefix)))
             })?;
             Some((key, out.next_version_id_marker().unwrap_or_default().to_string()))
@@ -312,8 +317,15 @@ impl S3Store {
         versions: &[(String, String)],
         bypass_governance: bool,
     ) -> Result<DeleteOutcome> {
+        let mut outcome = DeleteOutcome::default();
+        let (versions, alone): (Vec<_>, Vec<_>) = versions.iter().cloned().partition(|(k, _)| super::keys::xml_safe(k));
+        for (key, version) in &alone {
+            if let Some(refusal) = self.delete_one(key, Some(version), bypass_governance).await? {
+                outcome.refused.push((version_name(key, version), refusal));
+            }
+        }
         if versions.is_empty() {
-            return Ok(DeleteOutcome::default());
+            return Ok(outcome);
         }
         let objects = versions
             .iter()
@@ -335,7 +347,6 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| classify("delete from", &self.url(&versions[0].0), e))?;
-        let mut outcome = DeleteOutcome::default();
         for error in out.errors() {
             let key = error.key().unwrap_or("?");
             let version = error.version_id().unwrap_or("?");

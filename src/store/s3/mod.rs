@@ -4,6 +4,7 @@
 //! - [`client`]: the SDK client from [`S3Settings`] (addressing, the
 //!   bucket-in-endpoint interceptor);
 //! - [`objects`]: single-request writes, ranged reads, listings, deletes;
+//! - [`keys`]: listings and deletes that no character of a key can break;
 //! - [`multipart`]: uploads in parts and their completion;
 //! - [`sse`]: the server-side encryption and tagging headers of writes;
 //! - [`restore`]: the state of archived objects and restore requests;
@@ -27,6 +28,7 @@ pub use checksums::Checksums;
 
 mod checksums;
 mod client;
+mod keys;
 pub(crate) mod lock;
 mod multipart;
 mod objects;
@@ -169,7 +171,7 @@ impl Store for S3Store {
         self.abort_multipart(key, upload_id).await
     }
 
-    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
+    async fn open_uploads(&self, prefix: &str) -> Result<Option<Vec<super::OpenUpload>>> {
         self.list_uploads(prefix).await
     }
 

@@ -84,7 +84,7 @@ impl S3Store {
 
     /// The open uploads under `prefix`; `None` when the server cannot list
     /// them (s3s-fs and some others).
-    pub(super) async fn list_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>> {
+    pub(super) async fn list_uploads(&self, prefix: &str) -> Result<Option<Vec<crate::store::OpenUpload>>> {
         let listed = paging::collect(|marker: Option<(Option<String>, Option<String>)>| async move {
             let (key_marker, id_marker) = marker.unwrap_or_default();
             let out = self
@@ -94,6 +94,9 @@ impl S3Store {
                 .prefix(prefix)
                 .set_key_marker(key_marker)
                 .set_upload_id_marker(id_marker)
+                .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+                .customize()
+                .interceptor(super::keys::MendRawKeys)
                 .send()
                 .await
                 .map_err(|e| {
@@ -101,9 +104,19 @@ impl S3Store {
                     let error = classify("list open uploads under", &self.url(prefix), e);
                     if unsupported { error.with_code(Some(UNSUPPORTED)) } else { error }
                 })?;
-            let uploads =
-                out.uploads().iter().filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string()))).collect();
-            let next_key = out.next_key_marker().map(str::to_string);
+            let encoded = out.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
+            let uploads = out
+                .uploads()
+                .iter()
+                .filter_map(|u| {
+                    Some(crate::store::OpenUpload {
+                        key: super::keys::decode(u.key()?, encoded),
+                        upload_id: u.upload_id()?.to_string(),
+                        initiated: u.initiated().and_then(super::objects::utc),
+                    })
+                })
+                .collect();
+            let next_key = out.next_key_marker().map(|k| super::keys::decode(k, encoded));
             let next = (out.is_truncated() == Some(true) && next_key.is_some())
                 .then(|| (next_key, out.next_upload_id_marker().map(str::to_string)));
             Ok((uploads, next))

@@ -1,12 +1,15 @@
 //! Objects in one request each: PutObject, ranged GetObject, HeadObject,
-//! ListObjectsV2 and DeleteObjects.
+//! ListObjectsV2 (keys URL-encoded, see [`super::keys`]) and
+//! DeleteObjects.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, Delete, ObjectIdentifier, StorageClass};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, Delete, EncodingType, ObjectIdentifier, StorageClass,
+};
 use bytes::Bytes;
 
 use super::S3Store;
@@ -225,6 +228,9 @@ impl S3Store {
             .prefix(prefix)
             .set_continuation_token(next)
             .set_max_keys(limit.map(|l| l.min(1000) as i32))
+            .encoding_type(EncodingType::Url)
+            .customize()
+            .interceptor(super::keys::MendRawKeys)
             .send()
             .await
             .map_err(|e| classify("list", &self.url(prefix), e))?;
@@ -233,12 +239,18 @@ impl S3Store {
         if out.name() != Some(self.bucket.as_str()) {
             return Err(not_s3(&self.server, "list", &self.url(prefix)));
         }
+        let encoded = out.encoding_type() == Some(&EncodingType::Url);
         let objects: Vec<ObjectMeta> = out
             .contents()
             .iter()
             .filter_map(|o| {
                 let cold = o.storage_class().is_some_and(|c| is_cold_class(c.as_str()));
-                Some(ObjectMeta { key: o.key()?.to_string(), size: o.size().unwrap_or(0).max(0) as u64, cold })
+                Some(ObjectMeta {
+                    key: super::keys::decode(o.key()?, encoded),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    cold,
+                    last_modified: o.last_modified().and_then(utc),
+                })
             })
             .collect();
         // Keys outside the prefix asked for (a server that ignores the
@@ -263,6 +275,10 @@ impl S3Store {
     }
 
     pub(super) async fn delete_objects(&self, keys: &[String]) -> Result<DeleteOutcome> {
+        let (keys, alone): (Vec<String>, Vec<String>) = keys.iter().cloned().partition(|k| super::keys::xml_safe(k));
+        for key in &alone {
+            self.delete_one(key, None, false).await?;
+        }
         if keys.is_empty() {
             return Ok(DeleteOutcome::default());
         }
@@ -306,6 +322,11 @@ impl S3Store {
         }
         Ok(DeleteOutcome::default())
     }
+}
+
+/// The SDK's date as chrono's.
+pub(super) fn utc(time: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(time.secs(), time.subsec_nanos())
 }
 
 /// Storage classes whose objects may need a restore before a read.

@@ -9,6 +9,9 @@
 //!   plugin backups, read-only credentials, bad input;
 //! - `verify.rs`: shallow and deep verification, damage, archived objects;
 //! - `expire.rs`: plans on chains of full and incremental backups, failures;
+//! - `retention.rs`: what `expire` may never delete (the newest restorable
+//!   backup of each database, what gprestore can restore, running backups),
+//!   durations with units, listings with keys no XML can hold;
 //! - `history.rs`: gpbackup's history database from the simulated cluster;
 //! - `scale.rs`: 2,000 backups in a bounded number of requests, a vault lock;
 //! - `recovery.rs`: the README's disaster recovery walk-through.
@@ -21,6 +24,7 @@ use crate::support::*;
 mod expire;
 mod history;
 mod recovery;
+mod retention;
 mod scale;
 mod verify;
 
@@ -38,6 +42,13 @@ pub struct Spec {
     pub without: Vec<String>,
     /// Bytes per data file.
     pub data_len: usize,
+    /// The config's `databasename`.
+    pub database: &'static str,
+    /// `gpbackup --metadata-only`: no data files, a TOC without data entries.
+    pub metadata_only: bool,
+    /// The coordinator TOC's `name` of each table, as YAML text (default
+    /// `t<oid>`).
+    pub toc_name: Option<String>,
 }
 
 impl Spec {
@@ -50,6 +61,9 @@ impl Spec {
             oids: vec![16384, 16385],
             without: Vec::new(),
             data_len: 3000,
+            database: "demo",
+            metadata_only: false,
+            toc_name: None,
         }
     }
 
@@ -69,19 +83,21 @@ impl Spec {
             plan.push_str(&format!("- timestamp: \"{b}\"\n  tablefqns:\n  - public.t16384\n"));
         }
         plan.push_str(&format!("- timestamp: \"{}\"\n  tablefqns:\n", self.ts));
-        for oid in &self.oids {
+        for oid in self.oids.iter().filter(|_| !self.metadata_only) {
             plan.push_str(&format!("  - public.t{oid}\n"));
         }
         format!(
-            "backupdir: \"\"\nbackupversion: 1.30.5\ncompressed: true\ncompressiontype: gzip\ndatabasename: demo\n\
+            "backupdir: \"\"\nbackupversion: 1.30.5\ncompressed: true\ncompressiontype: gzip\ndatabasename: {}\n\
              databaseversion: 6.26.4 build commit:0123 Open Source\nsegmentcount: {}\ndataonly: false\n\
              datedeleted: \"\"\nexcluderelations: []\nexcludeschemafiltered: false\nexcludeschemas: []\n\
              excludetablefiltered: false\nincluderelations: []\nincludeschemafiltered: false\nincludeschemas: []\n\
-             includetablefiltered: false\nincremental: {}\nleafpartitiondata: true\nmetadataonly: false\n\
+             includetablefiltered: false\nincremental: {}\nleafpartitiondata: true\nmetadataonly: {}\n\
              plugin: gpbackup_s3_plugin\npluginversion: 0.1.0\nrestoreplan:\n{plan}singledatafile: false\n\
              timestamp: \"{}\"\nendtime: \"{}\"\nwithoutglobals: false\nwithstatistics: false\nstatus: {}\n",
+            self.database,
             self.segments,
             !self.base.is_empty(),
+            self.metadata_only,
             self.ts,
             self.ts,
             self.status
@@ -92,8 +108,12 @@ impl Spec {
     pub fn files(&self) -> Vec<(String, Vec<u8>, bool)> {
         let ts = &self.ts;
         let mut toc = String::from("predataentries: []\ndataentries:\n");
-        for oid in &self.oids {
-            toc.push_str(&format!("- schema: public\n  name: t{oid}\n  oid: {oid}\n  attributestring: (a)\n"));
+        for oid in self.oids.iter().filter(|_| !self.metadata_only) {
+            let name = self.toc_name.clone().unwrap_or_else(|| format!("t{oid}"));
+            toc.push_str(&format!("- schema: public\n  name: {name}\n  oid: {oid}\n  attributestring: (a)\n"));
+        }
+        if self.metadata_only {
+            toc = "predataentries: []\ndataentries: []\n".to_string();
         }
         let report = format!(
             "Greenplum Database Backup Report\n\ntimestamp key:         {ts}\n\nend time:              Sun Mar 03 2024 \
@@ -107,7 +127,7 @@ impl Spec {
             (format!("gpbackup_{ts}_config.yaml"), self.config().into_bytes(), false),
             (format!("gpbackup_{ts}_report"), report.into_bytes(), false),
         ];
-        for c in 0..self.segments {
+        for c in (0..self.segments).filter(|_| !self.metadata_only) {
             for oid in &self.oids {
                 let seed = u64::from(*oid) * 31 + u64::from(c) + ts.parse::<u64>().unwrap_or(0) % 1000;
                 files.push((format!("gpbackup_{c}_{ts}_{oid}.gz"), data(self.data_len, seed), true));
@@ -180,6 +200,20 @@ pub fn keys(c: &Cluster) -> Vec<String> {
 pub fn has_backup(c: &Cluster, ts: &str) -> bool {
     let prefix = c.key(ts, "");
     keys(c).iter().any(|k| k.starts_with(&prefix))
+}
+
+/// Dates the stored objects of `spec` `ago` (`"3 days ago"`) on s3s-fs's
+/// disk, as if last written then; `false` on a server without a disk.
+pub fn age_on_disk(server: &Server, c: &Cluster, spec: &Spec, ago: &str) -> bool {
+    if !server.has_disk() {
+        return false;
+    }
+    for (name, ..) in spec.files() {
+        let file = server.object_file(&c.key(&spec.ts, &name)).unwrap();
+        let touched = std::process::Command::new("touch").args(["-d", ago]).arg(&file).status().unwrap();
+        assert!(touched.success(), "touch {}", file.display());
+    }
+    true
 }
 
 pub fn temp_path(c: &Cluster, name: &str) -> PathBuf {
@@ -329,6 +363,10 @@ fn bad_input_is_one_line_naming_the_option() {
         (&["expire"][..], "--keep-last"),
         (&["expire", "--keep-last", "0"], "--keep-last"),
         (&["expire", "--older-than", "3x"], "--older-than"),
+        // A bare number was seconds: `--older-than 30` kept only the last
+        // 30 seconds. Durations need a unit.
+        (&["expire", "--older-than", "30"], "--older-than"),
+        (&["expire", "--keep-last", "2", "--grace", "60"], "--grace"),
         (&["expire", "--keep-last", "2", "--grace", "soon"], "--grace"),
         (&["expire", "--keep-last", "2", "--keep-daily", "x"], "--keep-daily"),
         (&["verify", "2024"], "timestamp \"2024\""),
